@@ -1,0 +1,31 @@
+//! # wsp: a reverse HTTP proxy over WebSocket
+//!
+//! A **client** runs inside a private network and dials *out* to a public **server**,
+//! keeping a pool of WebSocket connections open. A caller sends any HTTP request to the
+//! server's `/request` endpoint with `X-PROXY-DESTINATION: http://internal-api/path`; the
+//! server relays it over one idle pooled WebSocket to a client, which performs it against
+//! the internal API and streams the response back.
+//!
+//! ```text
+//! caller --HTTP--> wsp_server --WebSocket--> wsp_client --HTTP--> internal API
+//!         /request   (pool per client id)     (pool per target)    (ureq agent)
+//! ```
+//!
+//! The wire format is the Go wsp's (see [`protocol`]), so either side interoperates with
+//! the Go peer. Everything is synchronous: one OS thread per WebSocket and per HTTP
+//! request, no async runtime. Data flows one way through the modules:
+//! socket → [`protocol`] (parse) → [`server::pool`] → [`server::relay`] → socket.
+//!
+//! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
+//! - [`config`]: raw YAML and flags, validated once into immutable configs.
+//! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
+//! - [`server`]: the public side: `/register`, `/request`, `/status`.
+//! - [`client`]: the private side: pools per target, executes requests with ureq.
+
+pub mod client;
+pub mod config;
+pub mod headers;
+pub mod protocol;
+pub mod rules;
+pub mod secret;
+pub mod server;

@@ -1,0 +1,31 @@
+//! The wsp wire protocol: what travels on one WebSocket between a server and a client.
+//!
+//! ```text
+//!  client                                   server
+//!    | --- GET /register (Upgrade, X-SECRET-KEY) --> |
+//!    | <-------- 101 Switching Protocols ----------- |
+//!    | --- text: greeting "<id>_<poolidlesize>" ---> |   connection is now idle in the pool
+//!    |                                               |
+//!    | <-- text:   request head (JSON)     --------- |   one exchange per request,
+//!    | <-- binary: request body (0..n frames) ------ |   strictly in this order
+//!    | --- text:   response head (JSON)    --------> |
+//!    | --- binary: response body (0..n frames) ----> |   connection idle again
+//! ```
+//!
+//! Ping, pong and close control frames may come between any two frames. This module does
+//! no socket set-up: everything here is generic over `Read + Write`, so unit tests run it
+//! on in-memory buffers. Limits on what a peer may send are the `MAX_*` constants.
+//!
+//! - [`greeting`]: the first message of a connection.
+//! - [`head`]: the JSON request and response heads.
+//! - [`ws`]: frame-level WebSocket I/O that streams bodies without holding them whole.
+
+pub mod error;
+pub mod greeting;
+pub mod head;
+pub mod ws;
+
+pub use error::Error;
+pub use greeting::Greeting;
+pub use head::{RequestHead, ResponseHead};
+pub use ws::{BodyReader, Role, WsConn};

@@ -1,0 +1,440 @@
+//! Frame-level WebSocket I/O (RFC 6455), so that bodies stream instead of being held whole.
+//!
+//! tungstenite's message-level `read()` reassembles a whole message in memory, which a
+//! 1 GiB body cannot afford, and its `FrameSocket` allocates each frame's payload whole.
+//! So [`WsConn`] reads frame headers with tungstenite's [`FrameHeader`] and then copies
+//! payload bytes straight from the socket into the caller's buffer: a body message of any
+//! size, split into any number of frames of any size (the Go peer writes frames of a few
+//! KiB), passes through a fixed buffer. Small messages (greeting, JSON heads) are
+//! collected whole, up to a limit given by the caller.
+//!
+//! Control frames are handled wherever they appear between data frames: a ping is
+//! answered with a pong, a pong is ignored, a close ends the connection with
+//! [`Error::Closed`]. Writes are buffered until [`WsConn::flush`], so a head and an empty
+//! body leave in one system call.
+
+use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
+
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+use super::Error;
+
+/// Payload size of the body frames we write. Big enough that header and system-call
+/// costs vanish next to the copy, small enough that a connection's buffers stay cheap.
+pub const BODY_FRAME_LEN: usize = 64 * 1024;
+/// Read buffer per connection. Body reads bigger than this bypass it.
+pub const READ_BUFFER_LEN: usize = 8 * 1024;
+/// RFC 6455 §5.5: control frames carry at most 125 payload bytes.
+pub const MAX_CONTROL_PAYLOAD: u64 = 125;
+/// Buffered output is written out once it grows past this, even before a flush.
+const WRITE_THRESHOLD: usize = 64 * 1024;
+
+/// Which end of the connection we are: it decides who masks (RFC 6455 §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepted the connection: expects masked frames, sends unmasked ones.
+    Server,
+    /// Dialed the connection: sends masked frames, expects unmasked ones.
+    Client,
+}
+
+/// The decoded header of one frame whose payload is still on the socket.
+#[derive(Debug, Clone, Copy)]
+struct FrameInfo {
+    fin: bool,
+    opcode: OpCode,
+    len: u64,
+    mask: Option<[u8; 4]>,
+}
+
+/// One WebSocket connection after the opening handshake, owned by one thread at a time.
+#[derive(Debug)]
+pub struct WsConn<S> {
+    io: BufReader<S>,
+    role: Role,
+    out: Vec<u8>,
+}
+
+impl<S: Read + Write> WsConn<S> {
+    /// Wraps a stream whose handshake is done.
+    pub fn new(stream: S, role: Role) -> Self {
+        Self::from_buffered(BufReader::with_capacity(READ_BUFFER_LEN, stream), role)
+    }
+
+    /// Wraps a buffered stream that may already hold bytes read past the handshake.
+    pub fn from_buffered(io: BufReader<S>, role: Role) -> Self {
+        WsConn {
+            io,
+            role,
+            out: Vec::new(),
+        }
+    }
+
+    /// The underlying stream, e.g. to set socket time-outs.
+    pub fn get_ref(&self) -> &S {
+        self.io.get_ref()
+    }
+
+    /// Waits until the peer sends something, without consuming it. Returns `false` at end
+    /// of stream. A socket read time-out surfaces as an `Err` and leaves nothing half-read,
+    /// which makes this the place to wait for the next message while idle.
+    pub fn wait_readable(&mut self) -> io::Result<bool> {
+        Ok(!self.io.fill_buf()?.is_empty())
+    }
+
+    /// Reads a whole text message of at most `limit` bytes (a head or a greeting).
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedMessage`] for a binary message, [`Error::TooLarge`] past
+    /// `limit`, [`Error::InvalidUtf8`], or any framing or I/O error.
+    pub fn read_text(&mut self, limit: usize, what: &'static str) -> Result<String, Error> {
+        let (opcode, bytes) = self.read_small_message(limit, what)?;
+        if opcode != Data::Text {
+            return Err(Error::UnexpectedMessage {
+                expected: what,
+                got: "a binary message",
+            });
+        }
+        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8(what))
+    }
+
+    /// Reads a whole message of either kind, at most `limit` bytes, as text. The greeting
+    /// uses this: the Go server accepts a binary greeting, so we do too.
+    pub fn read_any_text(&mut self, limit: usize, what: &'static str) -> Result<String, Error> {
+        let (_, bytes) = self.read_small_message(limit, what)?;
+        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8(what))
+    }
+
+    /// Starts reading a binary message as a stream; see [`BodyReader`].
+    pub fn body_reader(&mut self) -> BodyReader<'_, S> {
+        BodyReader {
+            ws: self,
+            frame_left: 0,
+            mask: None,
+            mask_pos: 0,
+            state: BodyState::NotStarted,
+        }
+    }
+
+    /// Queues a whole text message (one frame).
+    pub fn write_text(&mut self, text: &str) -> Result<(), Error> {
+        self.write_frame(OpCode::Data(Data::Text), true, text.as_bytes())
+    }
+
+    /// Sends a whole binary message read from `src`, frame by frame as bytes arrive, and
+    /// flushes each frame so the peer sees the first bytes at once. With `len` known, the
+    /// frame that completes it carries FIN; otherwise an empty final frame ends the
+    /// message. Returns the number of body bytes sent.
+    ///
+    /// # Errors
+    /// [`Error::BodySource`] when reading `src` fails (the message is then left unfinished
+    /// and the connection must be dropped), or any error writing to the socket.
+    pub fn write_body(&mut self, src: &mut dyn Read, len: Option<u64>) -> Result<u64, Error> {
+        if len == Some(0) {
+            self.write_frame(OpCode::Data(Data::Binary), true, &[])?;
+            return self.flush().map(|()| 0);
+        }
+        let mut chunk = vec![0u8; BODY_FRAME_LEN];
+        let mut sent = 0u64;
+        loop {
+            let opcode = if sent == 0 { Data::Binary } else { Data::Continue };
+            let n = read_some(src, &mut chunk).map_err(Error::BodySource)?;
+            sent += n as u64;
+            let fin = n == 0 || len == Some(sent);
+            self.write_frame(OpCode::Data(opcode), fin, &chunk[..n])?;
+            self.flush()?;
+            if fin {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Sends a ping control frame now.
+    pub fn ping(&mut self) -> Result<(), Error> {
+        self.write_frame(OpCode::Control(Control::Ping), true, &[])?;
+        self.flush()
+    }
+
+    /// Sends a close frame with a status code and reason, best effort: the connection is
+    /// being given up anyway.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend(reason.bytes().take(MAX_CONTROL_PAYLOAD as usize - 2));
+        let _ = self.write_frame(OpCode::Control(Control::Close), true, &payload);
+        let _ = self.flush();
+    }
+
+    /// Writes out everything queued.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let stream = self.io.get_mut();
+        stream.write_all(&self.out)?;
+        self.out.clear();
+        stream.flush()?;
+        Ok(())
+    }
+
+    /// Queues one frame, masking it when we are the client.
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), Error> {
+        let mask = (self.role == Role::Client).then(|| fastrand::u32(..).to_ne_bytes());
+        let header = FrameHeader {
+            is_final: fin,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+        };
+        header
+            .format(payload.len() as u64, &mut self.out)
+            .map_err(|e| Error::Framing(e.to_string()))?;
+        let start = self.out.len();
+        self.out.extend_from_slice(payload);
+        if let Some(mask) = mask {
+            apply_mask(&mut self.out[start..], mask, 0);
+        }
+        if self.out.len() >= WRITE_THRESHOLD {
+            self.io.get_mut().write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads a whole message of at most `limit` bytes into memory.
+    fn read_small_message(
+        &mut self,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<(Data, Vec<u8>), Error> {
+        let first = self.next_data_frame()?;
+        let kind = match first.opcode {
+            OpCode::Data(kind @ (Data::Text | Data::Binary)) => kind,
+            _ => return Err(Error::Framing("continuation frame outside a message".into())),
+        };
+        let mut bytes = Vec::new();
+        let mut frame = first;
+        loop {
+            if bytes.len() as u64 + frame.len > limit as u64 {
+                return Err(Error::TooLarge { what, limit });
+            }
+            self.read_payload_into(&frame, &mut bytes)?;
+            if frame.fin {
+                return Ok((kind, bytes));
+            }
+            frame = self.next_data_frame()?;
+            if frame.opcode != OpCode::Data(Data::Continue) {
+                return Err(Error::Framing(format!(
+                    "new message started inside {what}"
+                )));
+            }
+        }
+    }
+
+    /// Appends a frame's (unmasked) payload to `bytes`.
+    fn read_payload_into(&mut self, frame: &FrameInfo, bytes: &mut Vec<u8>) -> Result<(), Error> {
+        let start = bytes.len();
+        let len = usize::try_from(frame.len).map_err(|_| Error::Framing("huge frame".into()))?;
+        bytes.resize(start + len, 0);
+        self.io.read_exact(&mut bytes[start..])?;
+        if let Some(mask) = frame.mask {
+            apply_mask(&mut bytes[start..], mask, 0);
+        }
+        Ok(())
+    }
+
+    /// Reads frame headers until a data frame comes, answering control frames on the way.
+    fn next_data_frame(&mut self) -> Result<FrameInfo, Error> {
+        loop {
+            let frame = self.read_frame_header()?;
+            let control = match frame.opcode {
+                OpCode::Data(_) => return Ok(frame),
+                OpCode::Control(control) => control,
+            };
+            let mut payload = Vec::new();
+            self.read_payload_into(&frame, &mut payload)?;
+            match control {
+                Control::Ping => {
+                    self.write_frame(OpCode::Control(Control::Pong), true, &payload)?;
+                    self.flush()?;
+                }
+                Control::Pong => {}
+                _ => {
+                    // Close (reserved opcodes were refused by the header parser).
+                    self.write_frame(OpCode::Control(Control::Close), true, &payload)?;
+                    let _ = self.flush();
+                    return Err(Error::Closed);
+                }
+            }
+        }
+    }
+
+    /// Reads and checks one frame header. The payload is left on the socket.
+    fn read_frame_header(&mut self) -> Result<FrameInfo, Error> {
+        let mut buf = [0u8; 14];
+        self.io.read_exact(&mut buf[..2])?;
+        let extra_len = match buf[1] & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let masked = buf[1] & 0x80 != 0;
+        let header_len = 2 + extra_len + if masked { 4 } else { 0 };
+        self.io.read_exact(&mut buf[2..header_len])?;
+        let (header, len) = FrameHeader::parse(&mut Cursor::new(&buf[..header_len]))
+            .map_err(|e| Error::Framing(e.to_string()))?
+            .ok_or_else(|| Error::Framing("truncated frame header".into()))?;
+        let frame = FrameInfo {
+            fin: header.is_final,
+            opcode: header.opcode,
+            len,
+            mask: header.mask,
+        };
+        self.check_frame(&header, &frame)?;
+        Ok(frame)
+    }
+
+    /// Refuses what RFC 6455 forbids: reserved bits without an extension, a mask in the
+    /// wrong direction, lengths with the top bit set, long or fragmented control frames.
+    fn check_frame(&self, header: &FrameHeader, frame: &FrameInfo) -> Result<(), Error> {
+        let why = if header.rsv1 || header.rsv2 || header.rsv3 {
+            "reserved bits set but no extension was negotiated"
+        } else if self.role == Role::Server && frame.mask.is_none() {
+            "unmasked frame from a client"
+        } else if self.role == Role::Client && frame.mask.is_some() {
+            "masked frame from a server"
+        } else if frame.len >> 63 != 0 {
+            "frame length has its most significant bit set"
+        } else if matches!(frame.opcode, OpCode::Control(_))
+            && (!frame.fin || frame.len > MAX_CONTROL_PAYLOAD)
+        {
+            "control frame fragmented or longer than 125 bytes"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Framing(why.into()))
+    }
+}
+
+/// Where a [`BodyReader`] stands in its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    NotStarted,
+    /// Inside a frame; `true` when that frame is the message's last.
+    InFrame(bool),
+    Done,
+}
+
+/// Streams the payload of one binary message: frame after frame, unmasked, control frames
+/// answered in between. Reading returns 0 once the final frame is consumed; the
+/// connection is then positioned at the next message. Dropping it earlier leaves the
+/// connection mid-message: check [`BodyReader::is_done`] before reusing it.
+#[derive(Debug)]
+pub struct BodyReader<'a, S> {
+    ws: &'a mut WsConn<S>,
+    frame_left: u64,
+    mask: Option<[u8; 4]>,
+    mask_pos: usize,
+    state: BodyState,
+}
+
+impl<S: Read + Write> BodyReader<'_, S> {
+    /// True once the whole message has been read.
+    pub fn is_done(&self) -> bool {
+        self.state == BodyState::Done
+    }
+
+    /// Reads and discards the rest of the message, at most `limit` more bytes.
+    /// Returns whether the message was finished within the limit.
+    pub fn skip_rest(&mut self, limit: u64) -> io::Result<bool> {
+        io::copy(&mut self.by_ref().take(limit), &mut io::sink())?;
+        Ok(self.is_done())
+    }
+
+    /// Moves to the next frame of the message, or to `Done` after the final one.
+    fn next_frame(&mut self) -> Result<(), Error> {
+        let expected = match self.state {
+            BodyState::NotStarted => Data::Binary,
+            BodyState::InFrame(false) => Data::Continue,
+            BodyState::InFrame(true) | BodyState::Done => {
+                self.state = BodyState::Done;
+                return Ok(());
+            }
+        };
+        let frame = self.ws.next_data_frame()?;
+        if frame.opcode != OpCode::Data(expected) {
+            return Err(match (expected, frame.opcode) {
+                (Data::Binary, OpCode::Data(Data::Text)) => Error::UnexpectedMessage {
+                    expected: "a binary body message",
+                    got: "a text message",
+                },
+                _ => Error::Framing("frame out of sequence in a body message".into()),
+            });
+        }
+        self.state = BodyState::InFrame(frame.fin);
+        self.frame_left = frame.len;
+        self.mask = frame.mask;
+        self.mask_pos = 0;
+        Ok(())
+    }
+}
+
+impl<S: Read + Write> Read for BodyReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.frame_left == 0 {
+            if self.state == BodyState::Done {
+                return Ok(0);
+            }
+            self.next_frame()?;
+        }
+        let want = buf.len().min(usize::try_from(self.frame_left).unwrap_or(usize::MAX));
+        let n = self.ws.io.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(Error::Closed.into());
+        }
+        if let Some(mask) = self.mask {
+            apply_mask(&mut buf[..n], mask, self.mask_pos);
+        }
+        self.mask_pos += n;
+        self.frame_left -= n as u64;
+        if self.frame_left == 0 && self.state == BodyState::InFrame(true) {
+            self.state = BodyState::Done;
+        }
+        Ok(n)
+    }
+}
+
+/// Reads once into `buf`, retrying on `Interrupted`.
+fn read_some(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match src.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// XORs `buf` with the mask, `pos` being the offset of `buf[0]` in the frame payload.
+/// Works a word at a time: masking byte by byte costs more than the copy it rides on.
+fn apply_mask(buf: &mut [u8], mask: [u8; 4], pos: usize) {
+    let mut rotated = mask;
+    rotated.rotate_left(pos % 4);
+    let word = u64::from_ne_bytes([
+        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2],
+        rotated[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
+        *byte ^= rotated[i % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests;

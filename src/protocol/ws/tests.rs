@@ -1,0 +1,206 @@
+//! In-memory tests: one side writes into a `Vec`, the other reads it back.
+
+use super::*;
+
+/// A stream that reads from a fixed input and records what is written.
+struct Duplex {
+    input: Cursor<Vec<u8>>,
+    output: Vec<u8>,
+}
+
+impl Read for Duplex {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for Duplex {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn conn(input: Vec<u8>, role: Role) -> WsConn<Duplex> {
+    WsConn::new(
+        Duplex {
+            input: Cursor::new(input),
+            output: Vec::new(),
+        },
+        role,
+    )
+}
+
+/// What `role` writes when `f` runs on a connection with no input.
+fn written_by(role: Role, f: impl FnOnce(&mut WsConn<Duplex>)) -> Vec<u8> {
+    let mut ws = conn(Vec::new(), role);
+    f(&mut ws);
+    ws.flush().unwrap();
+    ws.io.into_inner().output
+}
+
+/// A raw frame, masked with a fixed key when `masked`.
+fn frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n < 65536 => {
+            out.push(mask_bit | 126);
+            out.extend((n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend((n as u64).to_be_bytes());
+        }
+    }
+    let key = [1, 2, 3, 4];
+    if masked {
+        out.extend(key);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        out.extend(payload);
+    }
+    out
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn client_body_reaches_server_byte_equal() {
+    let body = pattern(3 * BODY_FRAME_LEN + 17);
+    let wire = written_by(Role::Client, |ws| {
+        ws.write_text("head").unwrap();
+        ws.write_body(&mut &body[..], None).unwrap();
+    });
+    let mut server = conn(wire, Role::Server);
+    assert_eq!(server.read_text(100, "a head").unwrap(), "head");
+    let mut got = Vec::new();
+    let mut reader = server.body_reader();
+    // Small reads cross frame and mask-word boundaries at odd offsets.
+    let mut buf = [0u8; 7];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(reader.is_done());
+    assert_eq!(got, body);
+}
+
+#[test]
+fn known_length_ends_on_last_data_frame() {
+    let body = pattern(100);
+    let wire = written_by(Role::Server, |ws| {
+        ws.write_body(&mut &body[..], Some(100)).unwrap();
+    });
+    assert_eq!(wire, frame(0x82, &body, false));
+}
+
+#[test]
+fn empty_body_is_one_empty_final_frame() {
+    let wire = written_by(Role::Server, |ws| {
+        ws.write_body(&mut io::empty(), Some(0)).unwrap();
+    });
+    assert_eq!(wire, vec![0x82, 0x00]);
+    let mut client = conn(wire, Role::Client);
+    let mut got = Vec::new();
+    client.body_reader().read_to_end(&mut got).unwrap();
+    assert!(got.is_empty());
+}
+
+#[test]
+fn go_style_small_frames_with_pings_between() {
+    let mut wire = frame(0x02, b"hel", true);
+    wire.extend(frame(0x89, b"p1", true)); // ping
+    wire.extend(frame(0x00, b"lo ", true));
+    wire.extend(frame(0x8A, b"", true)); // pong
+    wire.extend(frame(0x00, b"", true));
+    wire.extend(frame(0x80, b"world", true));
+    let mut server = conn(wire, Role::Server);
+    let mut got = String::new();
+    server.body_reader().read_to_string(&mut got).unwrap();
+    assert_eq!(got, "hello world");
+    // The ping was answered with an unmasked pong carrying its payload.
+    assert_eq!(server.io.get_ref().output, frame(0x8A, b"p1", false));
+}
+
+#[test]
+fn fragmented_text_head_is_reassembled() {
+    let mut wire = frame(0x01, b"{\"a\"", false);
+    wire.extend(frame(0x80, b":1}", false));
+    let mut client = conn(wire, Role::Client);
+    assert_eq!(client.read_text(100, "a head").unwrap(), "{\"a\":1}");
+}
+
+fn read_error(wire: Vec<u8>, role: Role, body: bool) -> String {
+    let mut ws = conn(wire, role);
+    if body {
+        let mut sink = Vec::new();
+        ws.body_reader().read_to_end(&mut sink).unwrap_err().to_string()
+    } else {
+        ws.read_text(16, "a head").unwrap_err().to_string()
+    }
+}
+
+#[test]
+fn refuses_protocol_violations_with_reason() {
+    let cases = [
+        (frame(0x81, b"x", false), Role::Server, false, "unmasked frame"),
+        (frame(0x81, b"x", true), Role::Client, false, "masked frame"),
+        (frame(0xC1, b"x", true), Role::Server, false, "reserved bits"),
+        (frame(0x82, b"x", true), Role::Server, false, "expected a head"),
+        (frame(0x81, b"x", true), Role::Server, true, "expected a binary body"),
+        (frame(0x81, &[0xff, 0xfe], true), Role::Server, false, "not valid UTF-8"),
+        (frame(0x81, &[b'a'; 17], true), Role::Server, false, "larger than"),
+        (frame(0x09, b"", true), Role::Server, false, "control frame"),
+        (frame(0x83, b"", true), Role::Server, false, "framing"),
+        (frame(0x80, b"x", true), Role::Server, true, "out of sequence"),
+        (frame(0x88, &[3, 232], true), Role::Server, true, "closed"),
+        (Vec::new(), Role::Server, false, "closed"),
+    ];
+    for (wire, role, body, why) in cases {
+        let err = read_error(wire, role, body);
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}
+
+#[test]
+fn huge_frame_length_is_refused_without_allocating() {
+    let mut wire = vec![0x82, 0x80 | 127];
+    wire.extend((1u64 << 63).to_be_bytes());
+    wire.extend([0, 0, 0, 0]);
+    assert!(read_error(wire.clone(), Role::Server, true).contains("most significant bit"));
+    // Just under the bit: a text head of that size is refused by the limit, unread.
+    wire[2] = 0x7f;
+    wire[0] = 0x81;
+    assert!(read_error(wire, Role::Server, false).contains("larger than"));
+}
+
+#[test]
+fn truncated_body_is_an_error_not_a_short_success() {
+    let mut wire = frame(0x82, b"abcdef", true);
+    wire.truncate(wire.len() - 2);
+    let err = read_error(wire, Role::Server, true);
+    assert!(err.contains("closed"), "{err}");
+}
+
+#[test]
+fn mask_is_applied_at_any_offset() {
+    let data = pattern(37);
+    let key = [9, 8, 7, 6];
+    for split in 0..data.len() {
+        let mut buf = data.clone();
+        apply_mask(&mut buf[..split], key, 0);
+        apply_mask(&mut buf[split..], key, split);
+        let expected: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+        assert_eq!(buf, expected, "split at {split}");
+    }
+}
