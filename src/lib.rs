@@ -22,6 +22,7 @@
 //! - [`server`]: the public side: `/register`, `/request`, `/status`.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod headers;

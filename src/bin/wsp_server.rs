@@ -1,0 +1,28 @@
+//! `wsp_server`: the public side. Thin: flags, config, logging, run.
+
+use std::process::ExitCode;
+
+use wsp::cli;
+use wsp::config::{ServerConfig, ServerFlags};
+use wsp::server::Server;
+
+fn main() -> ExitCode {
+    let flags: ServerFlags = match cli::flags() {
+        Ok(flags) => flags,
+        Err(code) => return code,
+    };
+    if let Err(code) = cli::init_logging(&flags.log_level) {
+        return code;
+    }
+    let config = match ServerConfig::from_flags(&flags) {
+        Ok(config) => config,
+        Err(e) => return cli::fail(e, cli::EXIT_USAGE),
+    };
+    let server = match Server::bind(config) {
+        Ok(server) => server,
+        Err(e) => return cli::fail(e, 1),
+    };
+    log::info!("listening on http://{}", server.local_addr());
+    server.run();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,142 @@
+//! Opening one WebSocket to a server: TCP connect, RFC 6455 opening handshake with
+//! `X-SECRET-KEY`, and the greeting.
+//!
+//! The handshake is a dozen lines of HTTP/1.1, written here rather than through
+//! tungstenite's `client()`, because the stream must end up in our frame-level
+//! [`WsConn`] with whatever bytes were read past the `101` still buffered.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use tungstenite::handshake::client::generate_key;
+use tungstenite::handshake::derive_accept_key;
+use url::Url;
+
+use super::Error;
+use crate::protocol::{Greeting, Role, WsConn};
+use crate::secret::Secret;
+
+/// How long a TCP connect to a server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server may take to answer the opening handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest handshake response head accepted, in bytes.
+pub const MAX_HANDSHAKE_RESPONSE: usize = 16 * 1024;
+/// Most bytes of a refusal's body quoted in the error.
+const MAX_REFUSAL_BODY: u64 = 512;
+
+/// Connects to `target` (a `ws://` URL) and sends the greeting.
+pub fn dial(target: &Url, secret: &Secret, greeting: &Greeting) -> Result<WsConn<TcpStream>, Error> {
+    let fail = |why: String| Error::Dial {
+        target: target.to_string(),
+        why,
+    };
+    if target.scheme() != "ws" {
+        return Err(fail(format!("scheme {}:// is not supported yet", target.scheme())));
+    }
+    let stream = connect(target).map_err(&fail)?;
+    let mut io = BufReader::new(stream);
+    let key = generate_key();
+    io.get_mut()
+        .write_all(upgrade_request(target, &key, secret).as_bytes())
+        .map_err(|e| fail(format!("sending handshake: {e}")))?;
+    check_response(&mut io, &key).map_err(&fail)?;
+    let mut ws = WsConn::from_buffered(io, Role::Client);
+    ws.write_text(&greeting.to_string())
+        .and_then(|()| ws.flush())
+        .map_err(|e| fail(format!("sending greeting: {e}")))?;
+    Ok(ws)
+}
+
+fn connect(target: &Url) -> Result<TcpStream, String> {
+    let host = target.host_str().ok_or("no host")?;
+    let port = target.port_or_known_default().ok_or("no port")?;
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {host}: {e}"))?;
+    let mut last = format!("{host} resolves to no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                stream
+                    .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+                    .map_err(|e| e.to_string())?;
+                return Ok(stream);
+            }
+            Err(e) => last = format!("connecting to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn upgrade_request(target: &Url, key: &str, secret: &Secret) -> String {
+    let host = match (target.host_str(), target.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    };
+    let path = match target.query() {
+        Some(q) => format!("{}?{q}", target.path()),
+        None => target.path().to_string(),
+    };
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-SECRET-KEY: {}\r\n\r\n",
+        secret.expose()
+    )
+}
+
+/// Reads the handshake response: `101` with the right `Sec-WebSocket-Accept`, or an error
+/// quoting the server's refusal (`526 Invalid X-SECRET-KEY`).
+fn check_response(io: &mut BufReader<TcpStream>, key: &str) -> Result<(), String> {
+    let head = read_head(io)?;
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err("malformed handshake response".into()),
+    }
+    let status = response.code.unwrap_or(0);
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    if status != 101 {
+        let length = header("Content-Length").and_then(|v| v.parse::<u64>().ok());
+        let mut body = String::new();
+        let _ = io
+            .by_ref()
+            .take(length.unwrap_or(0).min(MAX_REFUSAL_BODY))
+            .read_to_string(&mut body);
+        return Err(format!("server refused: {status} {}", body.trim()));
+    }
+    if header("Sec-WebSocket-Accept") != Some(derive_accept_key(key.as_bytes())) {
+        return Err("handshake response has a wrong Sec-WebSocket-Accept".into());
+    }
+    Ok(())
+}
+
+/// The response head, up to and including the empty line, within the size limit.
+fn read_head(io: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
+    let mut head = Vec::new();
+    loop {
+        let mut limited = io.by_ref().take((MAX_HANDSHAKE_RESPONSE - head.len()) as u64);
+        let n = limited
+            .read_until(b'\n', &mut head)
+            .map_err(|e| format!("reading handshake response: {e}"))?;
+        if n == 0 {
+            return Err("connection closed during handshake".into());
+        }
+        if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
+            return Ok(head);
+        }
+        if head.len() >= MAX_HANDSHAKE_RESPONSE {
+            return Err("handshake response head too large".into());
+        }
+    }
+}

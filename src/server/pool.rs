@@ -1,0 +1,274 @@
+//! The server's pools: for each client id, the WebSockets it registered, idle or busy.
+//!
+//! A [`Connection`] has exactly one owner. Idle, it sits in its client's `idle` vector;
+//! busy, it is inside the one [`Lease`] relaying a request; broken, it is dropped. A
+//! request that finds no idle connection leaves a one-slot channel in `waiters`, and the
+//! next connection to become idle is handed straight to it: no polling, no thread woken
+//! for nothing. The lock is held only to move connections in and out, never across I/O.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::protocol::WsConn;
+
+/// The upgraded stream tiny_http gives for a `/register` request.
+pub type Stream = Box<dyn tiny_http::ReadWrite + Send>;
+
+/// One registered WebSocket.
+pub struct Connection {
+    /// The WebSocket, positioned between exchanges whenever the connection is idle.
+    pub ws: WsConn<Stream>,
+    /// The id of the client that opened it.
+    pub client_id: Arc<str>,
+    /// A second handle on the socket, for shutting it down from outside the stream
+    /// (tiny_http's upgraded stream hides it). `None` where it could not be found.
+    pub socket: Option<TcpStream>,
+    idle_since: Instant,
+}
+
+impl Connection {
+    /// A connection fresh from registration.
+    pub fn new(ws: WsConn<Stream>, client_id: Arc<str>, socket: Option<TcpStream>) -> Self {
+        Connection {
+            ws,
+            client_id,
+            socket,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Ends the connection: a close frame, then the socket shut down.
+    fn close(mut self, reason: &str) {
+        self.ws.close(1000, reason);
+        if let Some(socket) = &self.socket {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Why no connection could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcquireError {
+    /// No client is registered at all.
+    NoClient,
+    /// Every connection stayed busy until the deadline.
+    Timeout,
+}
+
+/// All clients' pools.
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<Arc<str>, ClientPool>,
+    waiters: VecDeque<Sender<Connection>>,
+    /// Rotates the starting point among equally busy clients.
+    turn: usize,
+}
+
+#[derive(Default)]
+struct ClientPool {
+    idle: Vec<Connection>,
+    busy: usize,
+    /// The idle size the client announced in its greeting.
+    size: usize,
+}
+
+/// Counts for one client, for logs and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub client_id: String,
+    pub idle: usize,
+    pub busy: usize,
+}
+
+impl Hub {
+    /// Adds a freshly registered connection as idle (or hands it to a waiting request).
+    pub fn add(&self, conn: Connection, announced_size: usize) {
+        let mut state = self.state.lock();
+        let pool = state.clients.entry(conn.client_id.clone()).or_default();
+        pool.size = announced_size;
+        pool.busy += 1;
+        state.make_idle(conn);
+    }
+
+    /// Takes an idle connection, waiting until `deadline` for one if all are busy.
+    /// Among clients with an idle connection, the least busy one is chosen.
+    pub fn acquire(&self, deadline: Instant) -> Result<Lease<'_>, AcquireError> {
+        let waiter = {
+            let mut state = self.state.lock();
+            if state.clients.is_empty() {
+                return Err(AcquireError::NoClient);
+            }
+            if let Some(conn) = state.take_idle() {
+                return Ok(self.lease(conn));
+            }
+            let (tx, rx) = bounded(1);
+            state.waiters.push_back(tx.clone());
+            (tx, rx)
+        };
+        self.wait(waiter, deadline)
+    }
+
+    fn wait(
+        &self,
+        (tx, rx): (Sender<Connection>, Receiver<Connection>),
+        deadline: Instant,
+    ) -> Result<Lease<'_>, AcquireError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if let Ok(conn) = rx.recv_timeout(timeout) {
+            return Ok(self.lease(conn));
+        }
+        // Leave the queue under the lock, so that nothing can be handed over after; a
+        // connection handed over just before is still ours.
+        self.state.lock().waiters.retain(|w| !w.same_channel(&tx));
+        match rx.try_recv() {
+            Ok(conn) => Ok(self.lease(conn)),
+            Err(_) => Err(AcquireError::Timeout),
+        }
+    }
+
+    fn lease(&self, conn: Connection) -> Lease<'_> {
+        Lease {
+            hub: self,
+            conn: Some(conn),
+        }
+    }
+
+    /// Closes idle connections beyond each client's announced size that have been idle
+    /// longer than `idle_timeout`, and forgets clients with no connection left.
+    pub fn clean_up(&self, idle_timeout: Duration) {
+        let expired = {
+            let mut state = self.state.lock();
+            let mut expired = Vec::new();
+            for pool in state.clients.values_mut() {
+                // Oldest first: the idle vector is used as a stack, so its bottom is oldest.
+                while pool.idle.len() > pool.size
+                    && pool.idle[0].idle_since.elapsed() > idle_timeout
+                {
+                    expired.push(pool.idle.remove(0));
+                }
+            }
+            state.clients.retain(|_, p| p.busy > 0 || !p.idle.is_empty());
+            expired
+        };
+        if !expired.is_empty() {
+            log::debug!("closing {} connections idle beyond pool size", expired.len());
+        }
+        for conn in expired {
+            conn.close("idle");
+        }
+    }
+
+    /// Idle and busy counts per client, sorted by id.
+    pub fn stats(&self) -> Vec<PoolStats> {
+        let state = self.state.lock();
+        let mut stats: Vec<PoolStats> = state
+            .clients
+            .iter()
+            .map(|(id, p)| PoolStats {
+                client_id: id.to_string(),
+                idle: p.idle.len(),
+                busy: p.busy,
+            })
+            .collect();
+        stats.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        stats
+    }
+
+    /// Closes every idle connection (shutdown).
+    pub fn close_idle(&self) {
+        let idle: Vec<Connection> = {
+            let mut state = self.state.lock();
+            state.clients.values_mut().flat_map(|p| p.idle.drain(..)).collect()
+        };
+        for conn in idle {
+            conn.close("server shutting down");
+        }
+    }
+}
+
+impl State {
+    /// Moves a busy connection to idle, or straight to a waiting request.
+    fn make_idle(&mut self, mut conn: Connection) {
+        while let Some(waiter) = self.waiters.pop_front() {
+            match waiter.try_send(conn) {
+                Ok(()) => return,
+                Err(e) => conn = e.into_inner(),
+            }
+        }
+        if let Some(pool) = self.clients.get_mut(&conn.client_id) {
+            pool.busy = pool.busy.saturating_sub(1);
+            conn.idle_since = Instant::now();
+            pool.idle.push(conn);
+        }
+    }
+
+    /// Pops an idle connection of the least busy client that has one.
+    fn take_idle(&mut self) -> Option<Connection> {
+        let n = self.clients.len().max(1);
+        self.turn = self.turn.wrapping_add(1);
+        let turn = self.turn;
+        let (_, pool) = self
+            .clients
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, (_, p))| !p.idle.is_empty())
+            .min_by_key(|(i, (_, p))| (p.busy, (i + n - turn % n) % n))
+            .map(|(_, entry)| entry)?;
+        pool.busy += 1;
+        pool.idle.pop()
+    }
+
+    /// Forgets a busy connection that was dropped.
+    fn discard(&mut self, client_id: &str) {
+        if let Some(pool) = self.clients.get_mut(client_id) {
+            pool.busy = pool.busy.saturating_sub(1);
+            if pool.busy == 0 && pool.idle.is_empty() {
+                self.clients.remove(client_id);
+            }
+        }
+    }
+}
+
+/// A busy connection, lent to one request. Dropping the lease drops the connection (it
+/// may be mid-exchange); [`Lease::release`] returns it to the pool.
+pub struct Lease<'a> {
+    hub: &'a Hub,
+    conn: Option<Connection>,
+}
+
+impl Lease<'_> {
+    /// The connection lent.
+    pub fn conn(&mut self) -> &mut Connection {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until consumed")
+    }
+
+    /// Returns the connection as idle: only when its exchange completed cleanly.
+    pub fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.hub.state.lock().make_idle(conn);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.hub.state.lock().discard(&conn.client_id);
+            if let Some(socket) = &conn.socket {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `/register`: a client offers one WebSocket connection.
+//!
+//! The secret key is checked before upgrading (526 `Invalid X-SECRET-KEY` otherwise), the
+//! greeting is read within [`GREETING_TIMEOUT`], and the connection goes idle into its
+//! client's pool. The thread that ran this then ends: an idle connection needs none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tiny_http::{Header, Request, Response};
+use tungstenite::handshake::derive_accept_key;
+
+use super::pool::Connection;
+use super::{socket, text_response, Error, Shared};
+use crate::protocol::greeting::MAX_GREETING_LEN;
+use crate::protocol::{Greeting, Role, WsConn};
+
+/// How long a client may take to send its greeting after the upgrade.
+pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The status wsp answers for a refused registration or relay.
+pub const STATUS_PROXY_ERROR: u16 = 526;
+
+/// Upgrades the request, reads the greeting and pools the connection.
+pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
+    let peer = request.remote_addr().copied();
+    let Some(key) = websocket_key(&request) else {
+        let text = "/register expects a WebSocket upgrade (GET, Upgrade: websocket)";
+        let _ = request.respond(text_response(400, text));
+        return Err(Error::Register(format!("{peer:?}: not a WebSocket upgrade")));
+    };
+    let offered = header(&request, "X-SECRET-KEY").unwrap_or_default();
+    if !shared.config.secret_key.matches(&offered) {
+        let _ = request.respond(text_response(STATUS_PROXY_ERROR, "Invalid X-SECRET-KEY"));
+        return Err(Error::Register(format!("{peer:?}: invalid X-SECRET-KEY")));
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = Response::empty(101);
+    if let Ok(h) = Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes()) {
+        response.add_header(h);
+    }
+    let stream = request.upgrade("websocket", response);
+    let socket = peer.and_then(|p| socket::find(shared.local_port, p));
+    if let Some(s) = &socket {
+        let _ = s.set_nodelay(true);
+        let _ = s.set_read_timeout(Some(GREETING_TIMEOUT));
+    }
+    let mut ws = WsConn::new(stream, Role::Server);
+    let greeting = match read_greeting(&mut ws) {
+        Ok(g) => g,
+        Err(e) => {
+            ws.close(1002, &e.to_string());
+            return Err(Error::Register(format!("{peer:?}: {e}")));
+        }
+    };
+    if let Some(s) = &socket {
+        let _ = s.set_read_timeout(None);
+    }
+    log::debug!("client {} registered a connection from {peer:?}", greeting.id);
+    let id: Arc<str> = greeting.id.into();
+    shared
+        .hub
+        .add(Connection::new(ws, id, socket), greeting.size);
+    Ok(())
+}
+
+fn read_greeting(ws: &mut WsConn<super::pool::Stream>) -> Result<Greeting, crate::protocol::Error> {
+    let text = ws.read_any_text(MAX_GREETING_LEN, "a greeting")?;
+    Greeting::parse(&text)
+}
+
+/// The `Sec-WebSocket-Key` of a GET that asks for a WebSocket upgrade.
+fn websocket_key(request: &Request) -> Option<String> {
+    let upgrade = header(request, "Upgrade")?;
+    let is_get = *request.method() == tiny_http::Method::Get;
+    (is_get && upgrade.eq_ignore_ascii_case("websocket"))
+        .then(|| header(request, "Sec-WebSocket-Key"))
+        .flatten()
+}
+
+/// The first value of a request header.
+pub fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().to_string())
+}

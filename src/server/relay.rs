@@ -1,0 +1,95 @@
+//! One exchange over a leased connection: send messages 1 and 2, read 3, stream 4 to the
+//! caller.
+//!
+//! The caller always gets an HTTP answer: 526 with the error text when the exchange fails
+//! before the response head, and a cut connection when it fails mid-body (the only honest
+//! signal left once a status line has gone out). The connection goes back to the pool
+//! only when its exchange ended exactly at a message boundary; otherwise it is dropped.
+
+use tiny_http::{Header, Request, Response, StatusCode};
+
+use super::pool::{Lease, Stream};
+use super::register::STATUS_PROXY_ERROR;
+use super::{socket, text_response, Shared};
+use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
+use crate::protocol::head::{to_json, MAX_HEAD_LEN};
+use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
+
+/// Most body bytes read and thrown away to bring a connection back to a message boundary
+/// when the caller did not want the body (HEAD, 204, 304).
+pub const MAX_SKIPPED_BODY: u64 = 64 * 1024;
+
+/// Relays `request` over the leased connection and answers the caller.
+pub fn relay(shared: &Shared, mut lease: Lease<'_>, head: RequestHead, mut request: Request) {
+    let client_id = lease.conn().client_id.clone();
+    let response_head = match send_request(&mut lease.conn().ws, &head, &mut request) {
+        Ok(h) => h,
+        Err(e) => {
+            log::warn!("{} {} via {client_id}: {e}", head.method, head.url);
+            let text = format!("Unable to relay request: {e}");
+            let _ = request.respond(text_response(STATUS_PROXY_ERROR, &text));
+            return;
+        }
+    };
+    let status = response_head.status;
+    let (headers, declared) = response_headers(&response_head.header);
+    // A head without `Content-Length` (a client's own 527) may still give the length.
+    let length = declared.or_else(|| usize::try_from(response_head.content_length).ok());
+    let peer = request.remote_addr().copied();
+    let ws = &mut lease.conn().ws;
+    let mut body = ws.body_reader();
+    let response = Response::new(StatusCode(status), headers, &mut body, length, None);
+    let written = request.respond(response);
+    let finished = body.is_done()
+        || (written.is_ok() && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
+    log::debug!("{} {} via {client_id}: {status}", head.method, head.url);
+    if finished {
+        lease.release();
+        return;
+    }
+    if let Err(e) = written {
+        // The response broke off mid-body: cut the caller's connection, or it would wait
+        // for the rest forever.
+        log::warn!("{} {} via {client_id}: body cut: {e}", head.method, head.url);
+        if let Some(s) = peer.and_then(|p| socket::find(shared.local_port, p)) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Messages 1 and 2 out, message 3 in.
+fn send_request(
+    ws: &mut WsConn<Stream>,
+    head: &RequestHead,
+    request: &mut Request,
+) -> Result<ResponseHead, Error> {
+    ws.write_text(&to_json(head))?;
+    ws.write_body(request.as_reader(), head.body_len())?;
+    let text = ws.read_text(MAX_HEAD_LEN, "a response head")?;
+    ResponseHead::parse(&text)
+}
+
+/// The response headers for tiny_http, without hop-by-hop ones, and the body length taken
+/// from `Content-Length` (tiny_http writes that header itself from the length).
+fn response_headers(headers: &Headers) -> (Vec<Header>, Option<usize>) {
+    let connection = headers.get("Connection").into_iter().flatten();
+    let tokens = connection_tokens(connection.map(String::as_str));
+    let mut length = None;
+    let mut out = Vec::new();
+    for (name, values) in headers {
+        if name == "Content-Length" {
+            length = values.first().and_then(|v| v.trim().parse().ok());
+            continue;
+        }
+        if is_hop_by_hop(name, &tokens) {
+            continue;
+        }
+        for value in values {
+            match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                Ok(h) => out.push(h),
+                Err(()) => log::debug!("dropping non-ASCII response header {name}"),
+            }
+        }
+    }
+    (out, length)
+}

@@ -1,0 +1,101 @@
+//! `/request`: check the caller's request, turn it into a request head, find a connection.
+//!
+//! Every refusal here is wsp's: status 526 and a one-line text. What happens once a
+//! connection is found is [`super::relay`]'s job.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tiny_http::Request;
+
+use super::pool::AcquireError;
+use super::register::STATUS_PROXY_ERROR;
+use super::{relay, text_response, Shared};
+use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
+use crate::protocol::RequestHead;
+
+/// The header naming where to send the request.
+pub const DESTINATION_HEADER: &str = "X-PROXY-DESTINATION";
+
+/// Relays one `/request` call, answering the caller in every case.
+pub fn handle_request(shared: &Shared, request: Request) {
+    let arrival = Instant::now();
+    let head = match request_head(&request) {
+        Ok(head) => head,
+        Err(text) => return refuse(request, text),
+    };
+    if let Err(denied) = shared.config.rules.check(&head.method, &head.url, &head.header) {
+        log::info!("{} {}: {denied}", head.method, head.url);
+        return refuse(request, &denied.to_string());
+    }
+    let lease = match shared.hub.acquire(arrival + shared.config.timeout) {
+        Ok(lease) => lease,
+        Err(AcquireError::NoClient) => return refuse(request, "No proxy available"),
+        Err(AcquireError::Timeout) => return refuse(request, "Unable to get a proxy connection"),
+    };
+    relay::relay(shared, lease, head, request);
+}
+
+fn refuse(request: Request, text: &str) {
+    let _ = request.respond(text_response(STATUS_PROXY_ERROR, text));
+}
+
+/// Message 1 for a caller's request, or the text of a 526 refusal.
+fn request_head(request: &Request) -> Result<RequestHead, &'static str> {
+    let destination = super::register::header(request, DESTINATION_HEADER)
+        .filter(|d| !d.is_empty())
+        .ok_or("Missing X-PROXY-DESTINATION header")?;
+    url::Url::parse(&destination).map_err(|_| "Unable to parse X-PROXY-DESTINATION header")?;
+    Ok(RequestHead {
+        method: request.method().as_str().to_string(),
+        url: destination,
+        header: with_forwarded_for(forwarded_headers(request), request.remote_addr()),
+        content_length: content_length(request),
+    })
+}
+
+/// The caller's headers in Go's form, without `Host` (the client sets it from the URL)
+/// and without hop-by-hop headers.
+fn forwarded_headers(request: &Request) -> Headers {
+    let connection = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str());
+    let tokens = connection_tokens(connection);
+    let mut headers = Headers::new();
+    for h in request.headers() {
+        let name = h.field.as_str().as_str();
+        if h.field.equiv("Host") || is_hop_by_hop(name, &tokens) {
+            continue;
+        }
+        headers
+            .entry(canonical_key(name))
+            .or_default()
+            .push(h.value.as_str().to_string());
+    }
+    headers
+}
+
+/// `ContentLength` as Go computes it: the declared length, -1 for a chunked body, else 0.
+fn content_length(request: &Request) -> i64 {
+    let declared = super::register::header(request, "Content-Length");
+    match declared.and_then(|v| v.trim().parse().ok()) {
+        Some(n) => n,
+        None if super::register::header(request, "Transfer-Encoding").is_some() => -1,
+        None => 0,
+    }
+}
+
+/// Appends the caller's address to `X-Forwarded-For`.
+fn with_forwarded_for(mut headers: Headers, caller: Option<&SocketAddr>) -> Headers {
+    if let Some(addr) = caller {
+        let ip = addr.ip().to_string();
+        let values = headers.entry("X-Forwarded-For".to_string()).or_default();
+        match values.last_mut() {
+            Some(last) => *last = format!("{last}, {ip}"),
+            None => values.push(ip),
+        }
+    }
+    headers
+}
