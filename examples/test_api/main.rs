@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use argh::FromArgs;
-use simplelog::{ColorChoice, Config, LevelFilter, TermLogger, TerminalMode};
+use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode};
 
 /// An HTTP API with known answers, to put behind the wsp client.
 #[derive(FromArgs)]
@@ -31,13 +31,12 @@ fn main() -> ExitCode {
     } else {
         LevelFilter::Info
     };
+    // tiny_http's own debug lines (every accept) would drown the request lines.
+    let config = ConfigBuilder::new()
+        .add_filter_ignore_str("tiny_http")
+        .build();
     // Only fails when a logger is already set, which cannot happen here.
-    let _ = TermLogger::init(
-        level,
-        Config::default(),
-        TerminalMode::Stderr,
-        ColorChoice::Auto,
-    );
+    let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Auto);
     match run(&flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -57,7 +57,12 @@ fn wait_for_request(ws: &mut Ws) -> Result<bool, Error> {
     loop {
         match ws.wait_readable() {
             Ok(ready) => return Ok(ready),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 ws.ping()?;
             }
             Err(e) => return Err(e.into()),
@@ -76,7 +81,11 @@ fn exchange(pool: &TargetPool, ws: &mut Ws) -> Result<(), Error> {
             return Err(e);
         }
     };
-    if let Err(denied) = pool.config.rules.check(&head.method, &head.url, &head.header) {
+    if let Err(denied) = pool
+        .config
+        .rules
+        .check(&head.method, &head.url, &head.header)
+    {
         log::info!("{} {}: {denied}", head.method, head.url);
         skip_body(ws)?;
         return answer_error(ws, &denied.to_string());
@@ -113,7 +122,10 @@ fn skip_body(ws: &mut Ws) -> Result<(), Error> {
 
 /// A 527 answer with `text` as its body.
 fn answer_error(ws: &mut Ws, text: &str) -> Result<(), Error> {
-    ws.write_text(&to_json(&ResponseHead::error(STATUS_CLIENT_ERROR, text.len())))?;
+    ws.write_text(&to_json(&ResponseHead::error(
+        STATUS_CLIENT_ERROR,
+        text.len(),
+    )))?;
     ws.write_body(&mut text.as_bytes(), Some(text.len() as u64))?;
     Ok(())
 }

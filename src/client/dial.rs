@@ -27,13 +27,20 @@ pub const MAX_HANDSHAKE_RESPONSE: usize = 16 * 1024;
 const MAX_REFUSAL_BODY: u64 = 512;
 
 /// Connects to `target` (a `ws://` URL) and sends the greeting.
-pub fn dial(target: &Url, secret: &Secret, greeting: &Greeting) -> Result<WsConn<TcpStream>, Error> {
+pub fn dial(
+    target: &Url,
+    secret: &Secret,
+    greeting: &Greeting,
+) -> Result<WsConn<TcpStream>, Error> {
     let fail = |why: String| Error::Dial {
         target: target.to_string(),
         why,
     };
     if target.scheme() != "ws" {
-        return Err(fail(format!("scheme {}:// is not supported yet", target.scheme())));
+        return Err(fail(format!(
+            "scheme {}:// is not supported yet",
+            target.scheme()
+        )));
     }
     let stream = connect(target).map_err(&fail)?;
     let mut io = BufReader::new(stream);
@@ -125,7 +132,9 @@ fn check_response(io: &mut BufReader<TcpStream>, key: &str) -> Result<(), String
 fn read_head(io: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
     let mut head = Vec::new();
     loop {
-        let mut limited = io.by_ref().take((MAX_HANDSHAKE_RESPONSE - head.len()) as u64);
+        let mut limited = io
+            .by_ref()
+            .take((MAX_HANDSHAKE_RESPONSE - head.len()) as u64);
         let n = limited
             .read_until(b'\n', &mut head)
             .map_err(|e| format!("reading handshake response: {e}"))?;

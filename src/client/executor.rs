@@ -91,8 +91,7 @@ fn request_builder(head: &RequestHead) -> Result<(http::request::Builder, bool),
         .uri(head.url.as_str());
     for (name, values) in &head.header {
         let lower = name.to_ascii_lowercase();
-        if lower == "host" || lower == "content-length" || WSP_HEADERS.contains(&lower.as_str())
-        {
+        if lower == "host" || lower == "content-length" || WSP_HEADERS.contains(&lower.as_str()) {
             continue;
         }
         if is_hop_by_hop(name, &tokens) {

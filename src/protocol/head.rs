@@ -62,7 +62,10 @@ impl RequestHead {
     pub fn parse(json: &str) -> Result<RequestHead, Error> {
         let head: RequestHead = from_json("request head", json)?;
         if !is_token(&head.method) {
-            return Err(Error::Head(format!("method {:?} is not a token", head.method)));
+            return Err(Error::Head(format!(
+                "method {:?} is not a token",
+                head.method
+            )));
         }
         if head.url.is_empty() {
             return Err(Error::Head("empty URL".into()));
@@ -201,7 +204,10 @@ mod tests {
             (r#"{"StatusCode":"200"}"#, "invalid type"),
             (r#"{"Header":{}}"#, "missing field `StatusCode`"),
             (r#"{"StatusCode":200,"ContentLength":-2}"#, "below -1"),
-            (r#"{"StatusCode":200,"Header":{"A B":["x"]}}"#, "not a token"),
+            (
+                r#"{"StatusCode":200,"Header":{"A B":["x"]}}"#,
+                "not a token",
+            ),
             (r#"{"StatusCode":200,"Header":{"X":["a\r\nb"]}}"#, "control"),
             (r#"{"StatusCode":200,"Header":{"X":"a"}}"#, "invalid type"),
             ("[", "EOF"),

@@ -138,7 +138,11 @@ impl<S: Read + Write> WsConn<S> {
         let mut chunk = vec![0u8; BODY_FRAME_LEN];
         let mut sent = 0u64;
         loop {
-            let opcode = if sent == 0 { Data::Binary } else { Data::Continue };
+            let opcode = if sent == 0 {
+                Data::Binary
+            } else {
+                Data::Continue
+            };
             let n = read_some(src, &mut chunk).map_err(Error::BodySource)?;
             sent += n as u64;
             let fin = n == 0 || len == Some(sent);
@@ -209,7 +213,11 @@ impl<S: Read + Write> WsConn<S> {
         let first = self.next_data_frame()?;
         let kind = match first.opcode {
             OpCode::Data(kind @ (Data::Text | Data::Binary)) => kind,
-            _ => return Err(Error::Framing("continuation frame outside a message".into())),
+            _ => {
+                return Err(Error::Framing(
+                    "continuation frame outside a message".into(),
+                ))
+            }
         };
         let mut bytes = Vec::new();
         let mut frame = first;
@@ -223,9 +231,7 @@ impl<S: Read + Write> WsConn<S> {
             }
             frame = self.next_data_frame()?;
             if frame.opcode != OpCode::Data(Data::Continue) {
-                return Err(Error::Framing(format!(
-                    "new message started inside {what}"
-                )));
+                return Err(Error::Framing(format!("new message started inside {what}")));
             }
         }
     }
@@ -389,7 +395,9 @@ impl<S: Read + Write> Read for BodyReader<'_, S> {
             }
             self.next_frame()?;
         }
-        let want = buf.len().min(usize::try_from(self.frame_left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.frame_left).unwrap_or(usize::MAX));
         let n = self.ws.io.read(&mut buf[..want])?;
         if n == 0 {
             return Err(Error::Closed.into());

@@ -166,7 +166,12 @@ impl Server {
 
 /// Sends a request to its handler by path.
 fn route(shared: &Shared, request: tiny_http::Request) {
-    let path = request.url().split('?').next().unwrap_or_default().to_string();
+    let path = request
+        .url()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     match path.as_str() {
         "/register" => {
             if let Err(e) = register::handle_register(shared, request) {

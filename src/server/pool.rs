@@ -157,11 +157,16 @@ impl Hub {
                     expired.push(pool.idle.remove(0));
                 }
             }
-            state.clients.retain(|_, p| p.busy > 0 || !p.idle.is_empty());
+            state
+                .clients
+                .retain(|_, p| p.busy > 0 || !p.idle.is_empty());
             expired
         };
         if !expired.is_empty() {
-            log::debug!("closing {} connections idle beyond pool size", expired.len());
+            log::debug!(
+                "closing {} connections idle beyond pool size",
+                expired.len()
+            );
         }
         for conn in expired {
             conn.close("idle");
@@ -188,7 +193,11 @@ impl Hub {
     pub fn close_idle(&self) {
         let idle: Vec<Connection> = {
             let mut state = self.state.lock();
-            state.clients.values_mut().flat_map(|p| p.idle.drain(..)).collect()
+            state
+                .clients
+                .values_mut()
+                .flat_map(|p| p.idle.drain(..))
+                .collect()
         };
         for conn in idle {
             conn.close("server shutting down");

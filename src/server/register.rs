@@ -27,7 +27,9 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     let Some(key) = websocket_key(&request) else {
         let text = "/register expects a WebSocket upgrade (GET, Upgrade: websocket)";
         let _ = request.respond(text_response(400, text));
-        return Err(Error::Register(format!("{peer:?}: not a WebSocket upgrade")));
+        return Err(Error::Register(format!(
+            "{peer:?}: not a WebSocket upgrade"
+        )));
     };
     let offered = header(&request, "X-SECRET-KEY").unwrap_or_default();
     if !shared.config.secret_key.matches(&offered) {
@@ -56,7 +58,10 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     if let Some(s) = &socket {
         let _ = s.set_read_timeout(None);
     }
-    log::debug!("client {} registered a connection from {peer:?}", greeting.id);
+    log::debug!(
+        "client {} registered a connection from {peer:?}",
+        greeting.id
+    );
     let id: Arc<str> = greeting.id.into();
     shared
         .hub

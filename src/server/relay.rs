@@ -40,8 +40,8 @@ pub fn relay(shared: &Shared, mut lease: Lease<'_>, head: RequestHead, mut reque
     let mut body = ws.body_reader();
     let response = Response::new(StatusCode(status), headers, &mut body, length, None);
     let written = request.respond(response);
-    let finished = body.is_done()
-        || (written.is_ok() && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
+    let finished =
+        body.is_done() || (written.is_ok() && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
     log::debug!("{} {} via {client_id}: {status}", head.method, head.url);
     if finished {
         lease.release();
@@ -50,7 +50,11 @@ pub fn relay(shared: &Shared, mut lease: Lease<'_>, head: RequestHead, mut reque
     if let Err(e) = written {
         // The response broke off mid-body: cut the caller's connection, or it would wait
         // for the rest forever.
-        log::warn!("{} {} via {client_id}: body cut: {e}", head.method, head.url);
+        log::warn!(
+            "{} {} via {client_id}: body cut: {e}",
+            head.method,
+            head.url
+        );
         if let Some(s) = peer.and_then(|p| socket::find(shared.local_port, p)) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }

@@ -24,7 +24,11 @@ pub fn handle_request(shared: &Shared, request: Request) {
         Ok(head) => head,
         Err(text) => return refuse(request, text),
     };
-    if let Err(denied) = shared.config.rules.check(&head.method, &head.url, &head.header) {
+    if let Err(denied) = shared
+        .config
+        .rules
+        .check(&head.method, &head.url, &head.header)
+    {
         log::info!("{} {}: {denied}", head.method, head.url);
         return refuse(request, &denied.to_string());
     }

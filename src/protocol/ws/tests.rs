@@ -144,7 +144,10 @@ fn read_error(wire: Vec<u8>, role: Role, body: bool) -> String {
     let mut ws = conn(wire, role);
     if body {
         let mut sink = Vec::new();
-        ws.body_reader().read_to_end(&mut sink).unwrap_err().to_string()
+        ws.body_reader()
+            .read_to_end(&mut sink)
+            .unwrap_err()
+            .to_string()
     } else {
         ws.read_text(16, "a head").unwrap_err().to_string()
     }
@@ -153,16 +156,51 @@ fn read_error(wire: Vec<u8>, role: Role, body: bool) -> String {
 #[test]
 fn refuses_protocol_violations_with_reason() {
     let cases = [
-        (frame(0x81, b"x", false), Role::Server, false, "unmasked frame"),
+        (
+            frame(0x81, b"x", false),
+            Role::Server,
+            false,
+            "unmasked frame",
+        ),
         (frame(0x81, b"x", true), Role::Client, false, "masked frame"),
-        (frame(0xC1, b"x", true), Role::Server, false, "reserved bits"),
-        (frame(0x82, b"x", true), Role::Server, false, "expected a head"),
-        (frame(0x81, b"x", true), Role::Server, true, "expected a binary body"),
-        (frame(0x81, &[0xff, 0xfe], true), Role::Server, false, "not valid UTF-8"),
-        (frame(0x81, &[b'a'; 17], true), Role::Server, false, "larger than"),
+        (
+            frame(0xC1, b"x", true),
+            Role::Server,
+            false,
+            "reserved bits",
+        ),
+        (
+            frame(0x82, b"x", true),
+            Role::Server,
+            false,
+            "expected a head",
+        ),
+        (
+            frame(0x81, b"x", true),
+            Role::Server,
+            true,
+            "expected a binary body",
+        ),
+        (
+            frame(0x81, &[0xff, 0xfe], true),
+            Role::Server,
+            false,
+            "not valid UTF-8",
+        ),
+        (
+            frame(0x81, &[b'a'; 17], true),
+            Role::Server,
+            false,
+            "larger than",
+        ),
         (frame(0x09, b"", true), Role::Server, false, "control frame"),
         (frame(0x83, b"", true), Role::Server, false, "framing"),
-        (frame(0x80, b"x", true), Role::Server, true, "out of sequence"),
+        (
+            frame(0x80, b"x", true),
+            Role::Server,
+            true,
+            "out of sequence",
+        ),
         (frame(0x88, &[3, 232], true), Role::Server, true, "closed"),
         (Vec::new(), Role::Server, false, "closed"),
     ];
@@ -200,7 +238,11 @@ fn mask_is_applied_at_any_offset() {
         let mut buf = data.clone();
         apply_mask(&mut buf[..split], key, 0);
         apply_mask(&mut buf[split..], key, split);
-        let expected: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+        let expected: Vec<u8> = data
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect();
         assert_eq!(buf, expected, "split at {split}");
     }
 }

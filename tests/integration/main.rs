@@ -1,0 +1,6 @@
+//! Integration tests: the real binaries and the test API on 127.0.0.1, talking over real
+//! sockets. One test binary, one module per capability.
+
+mod support;
+
+mod relay;

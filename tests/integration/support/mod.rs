@@ -1,0 +1,327 @@
+//! What every integration test needs: the real `wsp_server` and `wsp_client` binaries as
+//! child processes on `127.0.0.1`, ephemeral ports, the test API in-process, a plain HTTP
+//! caller, and polling with a deadline instead of sleeps.
+
+#![allow(dead_code)]
+
+#[path = "../../../examples/test_api/routes.rs"]
+pub mod routes;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub use routes::TestApi;
+
+/// How long anything in a test may take to become ready.
+pub const READY: Duration = Duration::from_secs(20);
+
+/// The secret key tests register with.
+pub const SECRET: &str = "test-secret";
+
+/// Polls `check` every 20 ms until it returns `Some` or `within` has passed.
+pub fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed when dropped, with its stderr collected.
+pub struct Proc {
+    pub child: Child,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(binary: &str, args: &[String]) -> Proc {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Proc { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the log contains `needle`, returning the line.
+    pub fn wait_log(&self, needle: &str) -> String {
+        poll(READY, || {
+            let log = self.log.lock();
+            log.lines().find(|l| l.contains(needle)).map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("{needle:?} never logged; log:\n{}", self.log.lock()))
+    }
+
+    /// Waits for the process to exit by itself, returning its status code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        poll(within, || self.child.try_wait().ok().flatten()).and_then(|s| s.code())
+    }
+
+    /// Peak resident memory in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        status_field(self.pid(), "VmHWM:")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A field of `/proc/<pid>/status`, in its unit (kB for memory).
+pub fn status_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} for pid {pid}"))
+}
+
+/// A running `wsp_server` and its address.
+pub struct Server {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `wsp_server` on an ephemeral port with the test secret and `extra` flags.
+    pub fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["--port", "0", "--secret-key", SECRET];
+        args.extend_from_slice(extra);
+        Server::start_raw(&args)
+    }
+
+    /// Starts `wsp_server` with exactly these flags (the host defaults to 127.0.0.1).
+    pub fn start_raw(args: &[&str]) -> Server {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let proc = Proc::spawn(env!("CARGO_BIN_EXE_wsp_server"), &args);
+        let line = proc.wait_log("listening on http://");
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Server { proc, addr }
+    }
+
+    /// The `/register` URL clients dial.
+    pub fn register_url(&self) -> String {
+        format!("ws://{}/register", self.addr)
+    }
+
+    /// The `/request` URL callers use.
+    pub fn request_url(&self) -> String {
+        format!("http://{}/request", self.addr)
+    }
+}
+
+/// Starts `wsp_client` registered to `server` with the test secret and `extra` flags.
+pub fn start_client(server: &Server, extra: &[&str]) -> Proc {
+    let target = server.register_url();
+    let mut args = vec!["--target", &target, "--secret-key", SECRET];
+    args.extend_from_slice(extra);
+    start_client_raw(&args)
+}
+
+/// Starts `wsp_client` with exactly these flags.
+pub fn start_client_raw(args: &[&str]) -> Proc {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    Proc::spawn(env!("CARGO_BIN_EXE_wsp_client"), &args)
+}
+
+/// Starts the test API in-process on an ephemeral port.
+pub fn upstream() -> TestApi {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind test API");
+    TestApi::start(listener).expect("start test API")
+}
+
+/// A caller's HTTP client: no redirects, no decompression, statuses as they are.
+pub fn caller() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// A finished response: status, headers (lower-case names) and whole body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// All values of a header.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).first().copied()
+    }
+}
+
+/// Sends `method` to the server's `/request` with `destination`, extra headers and a body.
+pub fn relay(
+    server: &Server,
+    method: &str,
+    destination: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
+    let mut builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(server.request_url())
+        .header("X-PROXY-DESTINATION", destination);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = match body {
+        Some(body) => caller().run(builder.body(body.to_vec()).expect("request")),
+        None => caller().run(builder.body(()).expect("request")),
+    }
+    .unwrap_or_else(|e| panic!("{method} {destination} through the proxy: {e}"));
+    into_reply(response)
+}
+
+/// GETs `url` directly (status endpoints, or the upstream itself).
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut builder = ureq::http::Request::builder().uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = caller()
+        .run(builder.body(()).expect("request"))
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    into_reply(response)
+}
+
+fn into_reply(response: ureq::http::Response<ureq::Body>) -> Reply {
+    let (parts, body) = response.into_parts();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    body.into_reader()
+        .read_to_end(&mut bytes)
+        .expect("read response body");
+    Reply {
+        status: parts.status.as_u16(),
+        headers,
+        body: bytes,
+    }
+}
+
+/// Polls until a GET of the upstream's `/hello` through the proxy answers 200: the client
+/// has registered at least one connection.
+pub fn wait_relay_ready(server: &Server, upstream: &TestApi) {
+    let destination = format!("http://{}/hello", upstream.addr());
+    poll(READY, || {
+        let reply = relay(server, "GET", &destination, &[], None);
+        (reply.status == 200).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "relay never became ready; server log:\n{}",
+            server.proc.log.lock()
+        )
+    });
+}
+
+/// A server, one registered client and the test API, ready to relay.
+pub struct Stack {
+    pub upstream: TestApi,
+    pub server: Server,
+    pub client: Proc,
+}
+
+impl Stack {
+    pub fn start(server_flags: &[&str], client_flags: &[&str]) -> Stack {
+        let upstream = upstream();
+        let server = Server::start(server_flags);
+        let client = start_client(&server, client_flags);
+        wait_relay_ready(&server, &upstream);
+        Stack {
+            upstream,
+            server,
+            client,
+        }
+    }
+
+    /// `http://<upstream>/<path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.upstream.addr(), path)
+    }
+
+    pub fn relay(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        relay(&self.server, method, &self.url(path), headers, body)
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
