@@ -52,7 +52,7 @@ pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
     HOP_BY_HOP.contains(&lower.as_str())
         || lower.starts_with("proxy-")
-        || connection_tokens.iter().any(|t| *t == lower)
+        || connection_tokens.contains(&lower)
 }
 
 /// The lower-cased names listed in the `Connection` header values, which RFC 9110 makes
