@@ -5,3 +5,6 @@ mod support;
 
 mod relay;
 mod streaming;
+mod gopeer;
+mod bodies;
+mod errors;
