@@ -11,7 +11,7 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::{Message, WebSocket};
 
-use crate::support::routes::{Fnv1a, PatternReader, PATTERN_PERIOD};
+use crate::support::routes::PatternReader;
 use crate::support::*;
 
 /// The Go peer's frame size for streamed bodies.
@@ -29,7 +29,11 @@ fn send_go_body(ws: &mut WebSocket<TcpStream>, len: u64) {
     loop {
         let n = reader.read(&mut chunk).expect("pattern");
         sent += n as u64;
-        let opcode = if frames == 0 { Data::Binary } else { Data::Continue };
+        let opcode = if frames == 0 {
+            Data::Binary
+        } else {
+            Data::Continue
+        };
         let fin = sent == len;
         let frame = Frame::message(chunk[..n].to_vec(), OpCode::Data(opcode), fin);
         ws.write(Message::Frame(frame)).expect("write body frame");
@@ -84,7 +88,8 @@ fn server_streams_a_response_body_from_go_framing() {
         let response = format!(
             r#"{{"StatusCode":200,"Header":{{"Content-Length":["{BODY_LEN}"]}},"ContentLength":{BODY_LEN}}}"#
         );
-        ws.send(Message::Text(response.into())).expect("response head");
+        ws.send(Message::Text(response.into()))
+            .expect("response head");
         send_go_body(&mut ws, BODY_LEN);
         ws
     });
@@ -94,20 +99,7 @@ fn server_streams_a_response_body_from_go_framing() {
         .call()
         .expect("download");
     assert_eq!(response.status().as_u16(), 200);
-    let mut reader = response.into_body().into_reader();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut position = 0u64;
-    loop {
-        let n = reader.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
-        }
-        for (i, byte) in buf[..n].iter().enumerate() {
-            assert_eq!(u64::from(*byte), (position + i as u64) % PATTERN_PERIOD);
-        }
-        position += n as u64;
-    }
-    assert_eq!(position, BODY_LEN);
+    assert_eq!(read_pattern(response.into_body().into_reader()), BODY_LEN);
     let _ws = peer.join().expect("Go-like client");
     let peak = server.proc.peak_rss_kib();
     eprintln!("server peak RSS with Go framing: {peak} KiB");
@@ -121,15 +113,27 @@ fn client_streams_a_request_body_from_go_framing() {
     let upstream = upstream();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let target = format!("ws://{}/register", listener.local_addr().expect("addr"));
-    let client = start_client_raw(&["--target", &target, "--secret-key", SECRET, "--pool-idle-size", "1"]);
+    let client = start_client_raw(&[
+        "--target",
+        &target,
+        "--secret-key",
+        SECRET,
+        "--pool-idle-size",
+        "1",
+    ]);
     let (stream, _) = listener.accept().expect("client connects");
-    let mut ws = tungstenite::accept_hdr(stream, |req: &tungstenite::handshake::server::Request, resp| {
-        assert_eq!(
-            req.headers().get("X-SECRET-KEY").and_then(|v| v.to_str().ok()),
-            Some(SECRET)
-        );
-        Ok(resp)
-    })
+    let mut ws = tungstenite::accept_hdr(
+        stream,
+        |req: &tungstenite::handshake::server::Request, resp| {
+            assert_eq!(
+                req.headers()
+                    .get("X-SECRET-KEY")
+                    .and_then(|v| v.to_str().ok()),
+                Some(SECRET)
+            );
+            Ok(resp)
+        },
+    )
     .expect("accept");
     let greeting = read_text(&mut ws);
     assert!(greeting.ends_with("_1"), "{greeting}");
@@ -143,13 +147,7 @@ fn client_streams_a_request_body_from_go_framing() {
     assert!(response.contains("\"StatusCode\":200"), "{response}");
     let body = read_binary(&mut ws);
     assert_eq!(String::from_utf8_lossy(&body), BODY_LEN.to_string());
-    let mut expected = Fnv1a::default();
-    let mut reader = PatternReader::new(BODY_LEN);
-    let mut buf = vec![0u8; 64 * 1024];
-    while let Ok(n @ 1..) = reader.read(&mut buf) {
-        expected.update(&buf[..n]);
-    }
-    let fnv = format!("{:016x}", expected.finish());
+    let fnv = pattern_fnv(BODY_LEN);
     assert!(response.contains(&fnv), "hash {fnv} not in {response}");
     let peak = client.peak_rss_kib();
     eprintln!("client peak RSS with Go framing: {peak} KiB");

@@ -1,9 +1,7 @@
 //! Bodies stream through both processes: a 1 GiB download and a 1 GiB upload pass with
 //! the server's and the client's peak resident memory (VmHWM) each under 64 MiB.
 
-use std::io::Read;
-
-use crate::support::routes::{Fnv1a, PatternReader, PATTERN_PERIOD};
+use crate::support::routes::PatternReader;
 use crate::support::*;
 
 const GIB: u64 = 1 << 30;
@@ -14,8 +12,14 @@ fn assert_flat_memory(stack: &Stack, what: &str) {
     let server = stack.server.proc.peak_rss_kib();
     let client = stack.client.peak_rss_kib();
     eprintln!("{what}: peak RSS server {server} KiB, client {client} KiB");
-    assert!(server < MAX_PEAK_RSS_KIB, "{what}: server peak RSS {server} KiB");
-    assert!(client < MAX_PEAK_RSS_KIB, "{what}: client peak RSS {client} KiB");
+    assert!(
+        server < MAX_PEAK_RSS_KIB,
+        "{what}: server peak RSS {server} KiB"
+    );
+    assert!(
+        client < MAX_PEAK_RSS_KIB,
+        "{what}: client peak RSS {client} KiB"
+    );
 }
 
 #[test]
@@ -27,20 +31,7 @@ fn one_gib_download_streams_with_flat_memory() {
         .call()
         .expect("download through the proxy");
     assert_eq!(response.status().as_u16(), 200);
-    let mut reader = response.into_body().into_reader();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut position = 0u64;
-    loop {
-        let n = reader.read(&mut buf).expect("read download");
-        if n == 0 {
-            break;
-        }
-        let first = buf[0];
-        assert_eq!(u64::from(first), position % PATTERN_PERIOD, "byte {position}");
-        assert_eq!(buf[n - 1] as u64, (position + n as u64 - 1) % PATTERN_PERIOD);
-        position += n as u64;
-    }
-    assert_eq!(position, GIB);
+    assert_eq!(read_pattern(response.into_body().into_reader()), GIB);
     assert_flat_memory(&stack, "1 GiB download");
 }
 
@@ -62,16 +53,6 @@ fn one_gib_upload_streams_with_flat_memory() {
         .map(str::to_string);
     let count = response.into_body().read_to_string().expect("count");
     assert_eq!(count.trim(), GIB.to_string());
-    let mut expected = Fnv1a::default();
-    let mut reader = PatternReader::new(GIB);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = reader.read(&mut buf).expect("pattern");
-        if n == 0 {
-            break;
-        }
-        expected.update(&buf[..n]);
-    }
-    assert_eq!(hash, Some(format!("{:016x}", expected.finish())));
+    assert_eq!(hash, Some(pattern_fnv(GIB)));
     assert_flat_memory(&stack, "1 GiB upload");
 }

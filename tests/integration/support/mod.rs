@@ -325,3 +325,32 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Reads `reader` to its end, checking every byte against the `/bytes` pattern without
+/// holding the body; returns the number of bytes read.
+pub fn read_pattern(mut reader: impl Read) -> u64 {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut position = 0u64;
+    loop {
+        let n = reader.read(&mut buf).expect("read body");
+        if n == 0 {
+            return position;
+        }
+        for (i, byte) in buf[..n].iter().enumerate() {
+            let at = position + i as u64;
+            assert_eq!(*byte, routes::pattern_byte(at), "byte {at} of the body");
+        }
+        position += n as u64;
+    }
+}
+
+/// The FNV-1a hash, as `/upload-count` reports it, of the first `len` pattern bytes.
+pub fn pattern_fnv(len: u64) -> String {
+    let mut fnv = routes::Fnv1a::default();
+    let mut reader = routes::PatternReader::new(len);
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = reader.read(&mut buf) {
+        fnv.update(&buf[..n]);
+    }
+    format!("{:016x}", fnv.finish())
+}
