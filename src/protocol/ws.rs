@@ -83,6 +83,39 @@ impl<S: Read + Write> WsConn<S> {
         Ok(!self.io.fill_buf()?.is_empty())
     }
 
+    /// Answers the control frames that arrived while the connection sat idle, and tells
+    /// whether the peer is still there. Call it with the socket in non-blocking mode: it
+    /// reads only what has already arrived, and only whole frames. `false` for end of
+    /// stream, a socket error, a close frame, or a data frame nobody asked for.
+    pub fn check_idle(&mut self) -> bool {
+        loop {
+            let pending = match self.io.fill_buf() {
+                Ok([]) => return false,
+                Ok(pending) => pending,
+                Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+            };
+            let mut cursor = Cursor::new(pending);
+            let complete = match FrameHeader::parse(&mut cursor) {
+                Ok(Some((header, len))) => match header.opcode {
+                    OpCode::Control(_) => cursor.position() + len <= pending.len() as u64,
+                    OpCode::Data(_) => return false,
+                },
+                Ok(None) => false,
+                Err(_) => return false,
+            };
+            if !complete {
+                // Part of a frame: cannot tell yet; the exchange will find out.
+                return true;
+            }
+            let handled = self
+                .read_frame_header()
+                .and_then(|frame| self.handle_control(frame));
+            if handled.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Reads a whole text message of at most `limit` bytes (a head or a greeting).
     ///
     /// # Errors
@@ -252,24 +285,29 @@ impl<S: Read + Write> WsConn<S> {
     fn next_data_frame(&mut self) -> Result<FrameInfo, Error> {
         loop {
             let frame = self.read_frame_header()?;
-            let control = match frame.opcode {
-                OpCode::Data(_) => return Ok(frame),
-                OpCode::Control(control) => control,
-            };
-            let mut payload = Vec::new();
-            self.read_payload_into(&frame, &mut payload)?;
-            match control {
-                Control::Ping => {
-                    self.write_frame(OpCode::Control(Control::Pong), true, &payload)?;
-                    self.flush()?;
-                }
-                Control::Pong => {}
-                _ => {
-                    // Close (reserved opcodes were refused by the header parser).
-                    self.write_frame(OpCode::Control(Control::Close), true, &payload)?;
-                    let _ = self.flush();
-                    return Err(Error::Closed);
-                }
+            if let OpCode::Data(_) = frame.opcode {
+                return Ok(frame);
+            }
+            self.handle_control(frame)?;
+        }
+    }
+
+    /// Reads a control frame's payload and acts on it: a ping is answered with a pong, a
+    /// pong ignored, a close echoed and reported as [`Error::Closed`].
+    fn handle_control(&mut self, frame: FrameInfo) -> Result<(), Error> {
+        let mut payload = Vec::new();
+        self.read_payload_into(&frame, &mut payload)?;
+        match frame.opcode {
+            OpCode::Control(Control::Ping) => {
+                self.write_frame(OpCode::Control(Control::Pong), true, &payload)?;
+                self.flush()
+            }
+            OpCode::Control(Control::Pong) => Ok(()),
+            _ => {
+                // Close (reserved opcodes were refused by the header parser).
+                self.write_frame(OpCode::Control(Control::Close), true, &payload)?;
+                let _ = self.flush();
+                Err(Error::Closed)
             }
         }
     }

@@ -42,6 +42,20 @@ impl Connection {
         }
     }
 
+    /// Whether the client is still there: answers the pings that came in while the
+    /// connection sat idle, and spots a peer that closed or died. Without a socket handle
+    /// (see [`super::socket`]) it cannot look, and assumes so.
+    fn is_alive(&mut self) -> bool {
+        let Some(socket) = &self.socket else {
+            return true;
+        };
+        if socket.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let alive = self.ws.check_idle();
+        socket.set_nonblocking(false).is_ok() && alive
+    }
+
     /// Ends the connection: a close frame, then the socket shut down.
     fn close(mut self, reason: &str) {
         self.ws.close(1000, reason);
@@ -102,20 +116,34 @@ impl Hub {
 
     /// Takes an idle connection, waiting until `deadline` for one if all are busy.
     /// Among clients with an idle connection, the least busy one is chosen.
+    /// A connection found dead while idle is dropped and another one taken, so a caller
+    /// never pays for a client that died before its request arrived.
     pub fn acquire(&self, deadline: Instant) -> Result<Lease<'_>, AcquireError> {
-        let waiter = {
-            let mut state = self.state.lock();
-            if state.clients.is_empty() {
-                return Err(AcquireError::NoClient);
+        loop {
+            let idle = {
+                let mut state = self.state.lock();
+                if state.clients.is_empty() {
+                    return Err(AcquireError::NoClient);
+                }
+                match state.take_idle() {
+                    Some(conn) => conn,
+                    None => {
+                        let (tx, rx) = bounded(1);
+                        state.waiters.push_back(tx.clone());
+                        drop(state);
+                        return self.wait((tx, rx), deadline);
+                    }
+                }
+            };
+            let mut lease = self.lease(idle);
+            if lease.conn().is_alive() {
+                return Ok(lease);
             }
-            if let Some(conn) = state.take_idle() {
-                return Ok(self.lease(conn));
-            }
-            let (tx, rx) = bounded(1);
-            state.waiters.push_back(tx.clone());
-            (tx, rx)
-        };
-        self.wait(waiter, deadline)
+            log::info!(
+                "dropping a dead idle connection of client {}",
+                lease.conn().client_id
+            );
+        }
     }
 
     fn wait(

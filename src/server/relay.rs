@@ -19,16 +19,37 @@ use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
 /// when the caller did not want the body (HEAD, 204, 304).
 pub const MAX_SKIPPED_BODY: u64 = 64 * 1024;
 
-/// Relays `request` over the leased connection and answers the caller.
-pub fn relay(shared: &Shared, mut lease: Lease<'_>, head: RequestHead, mut request: Request) {
+/// Methods whose request may be sent twice without changing its effect (RFC 9110 §9.2.2).
+const IDEMPOTENT: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
+
+/// How an exchange ended, for the caller of [`relay`].
+pub enum Outcome {
+    /// The caller got an answer.
+    Answered,
+    /// The connection failed before the request could have had an effect and before
+    /// anything of the caller's was consumed: the request may go over another connection.
+    Retry(Request),
+}
+
+/// Relays `request` over the leased connection and answers the caller, unless the
+/// exchange failed in a way that makes it safe to try another connection.
+pub fn relay(
+    shared: &Shared,
+    mut lease: Lease<'_>,
+    head: &RequestHead,
+    mut request: Request,
+) -> Outcome {
     let client_id = lease.conn().client_id.clone();
-    let response_head = match send_request(&mut lease.conn().ws, &head, &mut request) {
+    let response_head = match send_request(&mut lease.conn().ws, head, &mut request) {
         Ok(h) => h,
-        Err(e) => {
+        Err((stage, e)) => {
             log::warn!("{} {} via {client_id}: {e}", head.method, head.url);
+            if is_replayable(head, stage, &e) {
+                return Outcome::Retry(request);
+            }
             let text = format!("Unable to relay request: {e}");
             let _ = request.respond(text_response(STATUS_PROXY_ERROR, &text));
-            return;
+            return Outcome::Answered;
         }
     };
     let status = response_head.status;
@@ -38,14 +59,17 @@ pub fn relay(shared: &Shared, mut lease: Lease<'_>, head: RequestHead, mut reque
     let peer = request.remote_addr().copied();
     let ws = &mut lease.conn().ws;
     let mut body = ws.body_reader();
-    let response = Response::new(StatusCode(status), headers, &mut body, length, None);
+    // A known length goes out as `Content-Length`, whatever its size (tiny_http would
+    // otherwise chunk anything above 32 KiB).
+    let response = Response::new(StatusCode(status), headers, &mut body, length, None)
+        .with_chunked_threshold(usize::MAX);
     let written = request.respond(response);
     let finished =
         body.is_done() || (written.is_ok() && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
     log::debug!("{} {} via {client_id}: {status}", head.method, head.url);
     if finished {
         lease.release();
-        return;
+        return Outcome::Answered;
     }
     if let Err(e) = written {
         // The response broke off mid-body: cut the caller's connection, or it would wait
@@ -59,6 +83,24 @@ pub fn relay(shared: &Shared, mut lease: Lease<'_>, head: RequestHead, mut reque
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
+    Outcome::Answered
+}
+
+/// Where a failed exchange stood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Sending,
+    Receiving,
+}
+
+/// Safe to send again elsewhere: nothing of the caller's body was consumed, and either
+/// the request never got out, or it is idempotent and the connection simply died
+/// (closed or reset) before any answer.
+fn is_replayable(head: &RequestHead, stage: Stage, error: &Error) -> bool {
+    let connection_lost = matches!(error, Error::Closed | Error::Io(_));
+    head.body_len() == Some(0)
+        && connection_lost
+        && (stage == Stage::Sending || IDEMPOTENT.contains(&head.method.as_str()))
 }
 
 /// Messages 1 and 2 out, message 3 in.
@@ -66,11 +108,16 @@ fn send_request(
     ws: &mut WsConn<Stream>,
     head: &RequestHead,
     request: &mut Request,
-) -> Result<ResponseHead, Error> {
-    ws.write_text(&to_json(head))?;
-    ws.write_body(request.as_reader(), head.body_len())?;
-    let text = ws.read_text(MAX_HEAD_LEN, "a response head")?;
-    ResponseHead::parse(&text)
+) -> Result<ResponseHead, (Stage, Error)> {
+    let sending = |e| (Stage::Sending, e);
+    ws.write_text(&to_json(head)).map_err(sending)?;
+    ws.write_body(request.as_reader(), head.body_len())
+        .map_err(sending)?;
+    let receiving = |e| (Stage::Receiving, e);
+    let text = ws
+        .read_text(MAX_HEAD_LEN, "a response head")
+        .map_err(receiving)?;
+    ResponseHead::parse(&text).map_err(receiving)
 }
 
 /// The response headers for tiny_http, without hop-by-hop ones, and the body length taken

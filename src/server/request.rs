@@ -10,9 +10,14 @@ use tiny_http::Request;
 
 use super::pool::AcquireError;
 use super::register::STATUS_PROXY_ERROR;
-use super::{relay, text_response, Shared};
+use super::relay::{self, Outcome};
+use super::{text_response, Shared};
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
+
+/// How many connections one request may try, when the ones before failed in a way that
+/// makes trying again safe (see [`relay::Outcome::Retry`]).
+pub const MAX_ATTEMPTS: usize = 4;
 
 /// The header naming where to send the request.
 pub const DESTINATION_HEADER: &str = "X-PROXY-DESTINATION";
@@ -32,12 +37,24 @@ pub fn handle_request(shared: &Shared, request: Request) {
         log::info!("{} {}: {denied}", head.method, head.url);
         return refuse(request, &denied.to_string());
     }
-    let lease = match shared.hub.acquire(arrival + shared.config.timeout) {
-        Ok(lease) => lease,
-        Err(AcquireError::NoClient) => return refuse(request, "No proxy available"),
-        Err(AcquireError::Timeout) => return refuse(request, "Unable to get a proxy connection"),
-    };
-    relay::relay(shared, lease, head, request);
+    let mut request = request;
+    for _ in 0..MAX_ATTEMPTS {
+        let lease = match shared.hub.acquire(arrival + shared.config.timeout) {
+            Ok(lease) => lease,
+            Err(AcquireError::NoClient) => return refuse(request, "No proxy available"),
+            Err(AcquireError::Timeout) => {
+                return refuse(request, "Unable to get a proxy connection")
+            }
+        };
+        match relay::relay(shared, lease, &head, request) {
+            Outcome::Answered => return,
+            Outcome::Retry(again) => request = again,
+        }
+    }
+    refuse(
+        request,
+        "Unable to relay request: every connection tried failed",
+    );
 }
 
 fn refuse(request: Request, text: &str) {
@@ -70,7 +87,8 @@ fn forwarded_headers(request: &Request) -> Headers {
     let mut headers = Headers::new();
     for h in request.headers() {
         let name = h.field.as_str().as_str();
-        if h.field.equiv("Host") || is_hop_by_hop(name, &tokens) {
+        // tiny_http answered any `Expect: 100-continue` itself.
+        if h.field.equiv("Host") || h.field.equiv("Expect") || is_hop_by_hop(name, &tokens) {
             continue;
         }
         headers

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::{Message, WebSocket};
@@ -106,6 +107,18 @@ fn server_streams_a_response_body_from_go_framing() {
     assert!(peak < MAX_PEAK_RSS_KIB, "server peak RSS {peak} KiB");
 }
 
+/// Checks the key a registering client sends. (tungstenite's callback type has a large
+/// error type: a whole HTTP response.)
+#[allow(clippy::result_large_err)]
+fn check_secret(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+    let key = req
+        .headers()
+        .get("X-SECRET-KEY")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(key, Some(SECRET));
+    Ok(resp)
+}
+
 /// A Go-like server that our client registers to, sending one `BODY_LEN` upload in small
 /// frames; our client streams it to the test API.
 #[test]
@@ -122,19 +135,7 @@ fn client_streams_a_request_body_from_go_framing() {
         "1",
     ]);
     let (stream, _) = listener.accept().expect("client connects");
-    let mut ws = tungstenite::accept_hdr(
-        stream,
-        |req: &tungstenite::handshake::server::Request, resp| {
-            assert_eq!(
-                req.headers()
-                    .get("X-SECRET-KEY")
-                    .and_then(|v| v.to_str().ok()),
-                Some(SECRET)
-            );
-            Ok(resp)
-        },
-    )
-    .expect("accept");
+    let mut ws = tungstenite::accept_hdr(stream, check_secret).expect("accept");
     let greeting = read_text(&mut ws);
     assert!(greeting.ends_with("_1"), "{greeting}");
     let url = format!("http://{}/upload-count", upstream.addr());

@@ -3,8 +3,11 @@
 
 mod support;
 
-mod relay;
-mod streaming;
-mod gopeer;
 mod bodies;
+mod config;
 mod errors;
+mod gopeer;
+mod pools;
+mod relay;
+mod rules;
+mod streaming;

@@ -246,3 +246,73 @@ fn mask_is_applied_at_any_offset() {
         assert_eq!(buf, expected, "split at {split}");
     }
 }
+
+/// A stream that has some bytes ready, then would block (a non-blocking idle socket).
+struct Idle {
+    ready: Cursor<Vec<u8>>,
+    eof: bool,
+    output: Vec<u8>,
+}
+
+impl Read for Idle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.ready.read(buf)? {
+            0 if !self.eof => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+}
+
+impl Write for Idle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn idle(ready: Vec<u8>, eof: bool) -> WsConn<Idle> {
+    let stream = Idle {
+        ready: Cursor::new(ready),
+        eof,
+        output: Vec::new(),
+    };
+    WsConn::new(stream, Role::Server)
+}
+
+#[test]
+fn idle_check_answers_pings_and_spots_dead_peers() {
+    let mut pings = frame(0x89, b"a", true);
+    pings.extend(frame(0x89, b"b", true));
+    let mut ws = idle(pings.clone(), false);
+    assert!(ws.check_idle(), "pings only: alive");
+    let mut pongs = frame(0x8A, b"a", false);
+    pongs.extend(frame(0x8A, b"b", false));
+    assert_eq!(ws.io.get_ref().output, pongs);
+
+    assert!(
+        idle(Vec::new(), false).check_idle(),
+        "nothing pending: alive"
+    );
+    assert!(!idle(Vec::new(), true).check_idle(), "end of stream: dead");
+    assert!(
+        !idle(pings, true).check_idle(),
+        "pings then end of stream: dead"
+    );
+    assert!(
+        !idle(frame(0x88, &[3, 232], true), false).check_idle(),
+        "close: dead"
+    );
+    assert!(
+        !idle(frame(0x82, b"x", true), false).check_idle(),
+        "unasked data: dead"
+    );
+    let mut partial = frame(0x89, b"abc", true);
+    partial.truncate(3);
+    assert!(
+        idle(partial, false).check_idle(),
+        "partial frame: cannot tell"
+    );
+}

@@ -1,0 +1,35 @@
+# Aliases for the exact commands CI runs (`test` = fmt check, clippy, tests, in that order),
+# plus targets that run the pieces by hand. Run `make demo` for all three at once.
+
+CARGO ?= cargo
+
+.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo
+
+build:
+	$(CARGO) build --release --bins --examples
+
+test:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+
+fmt:
+	$(CARGO) fmt
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+run-test-server:
+	$(CARGO) run --release --example test_api -- --port 8081
+
+run-server:
+	$(CARGO) run --release --bin wsp_server -- -config examples/wsp_server.cfg
+
+run-client:
+	$(CARGO) run --release --bin wsp_client -- -config examples/wsp_client.cfg
+
+demo: build
+	./scripts/demo.sh
