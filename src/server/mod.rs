@@ -180,7 +180,8 @@ fn route(shared: &Shared, request: tiny_http::Request) {
         }
         "/request" => request::handle_request(shared, request),
         "/status" => {
-            let _ = request.respond(text_response(200, "ok"));
+            // Exactly `ok`, no newline: what Go's wsp answers and health checks expect.
+            let _ = request.respond(plain_response(200, "ok".into()));
         }
         _ => {
             let _ = request.respond(text_response(404, "404 page not found"));
@@ -190,7 +191,11 @@ fn route(shared: &Shared, request: tiny_http::Request) {
 
 /// wsp's plain-text answer: the message and a newline.
 pub fn text_response(status: u16, text: &str) -> Response<io::Cursor<Vec<u8>>> {
-    let mut response = Response::from_data(format!("{text}\n")).with_status_code(status);
+    plain_response(status, format!("{text}\n"))
+}
+
+fn plain_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
+    let mut response = Response::from_data(body).with_status_code(status);
     if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"text/plain; charset=utf-8"[..]) {
         response.add_header(h);
     }
