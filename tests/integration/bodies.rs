@@ -22,7 +22,10 @@ fn assert_same_bytes(what: &str, got: &[u8], expected: &[u8]) {
 
 /// POSTs `body` to `url` as a chunked upload: the reader hides its size, so the caller
 /// cannot announce a `Content-Length`.
-fn post_chunked(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+///
+/// # Errors
+/// When ureq fails: connecting, sending, or reading the answer.
+fn post_chunked(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Reply, String> {
     let mut builder = ureq::http::Request::post(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -30,24 +33,23 @@ fn post_chunked(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
     let request = builder
         .body(SendBody::from_owned_reader(Cursor::new(body)))
         .expect("chunked request");
-    let response = caller()
-        .run(request)
-        .unwrap_or_else(|e| panic!("chunked POST {url} {headers:?}: {e}"));
+    let fail = |e: &dyn std::fmt::Display| format!("chunked POST {url} {headers:?}: {e}");
+    let response = caller().run(request).map_err(|e| fail(&e))?;
     let (parts, body) = response.into_parts();
     let mut bytes = Vec::new();
     body.into_reader()
         .read_to_end(&mut bytes)
-        .expect("read the response body");
+        .map_err(|e| fail(&e))?;
     let headers = parts
         .headers
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect();
-    Reply {
+    Ok(Reply {
         status: parts.status.as_u16(),
         headers,
         body: bytes,
-    }
+    })
 }
 
 /// POSTs `body` chunked through the proxy to the upstream's `path`.
@@ -57,7 +59,13 @@ fn relay_chunked(stack: &Stack, path: &str, body: Vec<u8>) -> Reply {
         ("X-PROXY-DESTINATION", destination.as_str()),
         ("Content-Type", "application/octet-stream"),
     ];
-    post_chunked(&stack.server.request_url(), &headers, body)
+    post_chunked(&stack.server.request_url(), &headers, body).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nserver log:\n{}\nclient log:\n{}",
+            stack.server.proc.log.lock(),
+            stack.client.log.lock()
+        )
+    })
 }
 
 /// The parsed answer of `/echo-headers`: method, url and the headers in received order.
@@ -122,7 +130,8 @@ fn ten_mib_bodies_echo_back_with_every_method() {
 fn chunked_upload_of_unknown_length_echoes_back() {
     let stack = Stack::start(&[], &[]);
     // The premise: a body of unknown size goes out chunked, with no Content-Length.
-    let direct = post_chunked(&stack.url("/echo-headers"), &[], b"abc".to_vec());
+    let direct = post_chunked(&stack.url("/echo-headers"), &[], b"abc".to_vec())
+        .expect("chunked POST to the upstream directly");
     let seen = Echo::parse(&direct);
     assert_eq!(seen.values("transfer-encoding"), ["chunked"]);
     assert!(
