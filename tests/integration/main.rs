@@ -8,6 +8,7 @@ mod config;
 mod errors;
 mod gopeer;
 mod pools;
+mod reconnect;
 mod relay;
 mod rules;
 mod streaming;

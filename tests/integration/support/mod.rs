@@ -116,8 +116,12 @@ pub struct Server {
 
 impl Server {
     /// Starts `wsp_server` on an ephemeral port with the test secret and `extra` flags.
+    /// A `--port` in `extra` replaces the default `0`.
     pub fn start(extra: &[&str]) -> Server {
-        let mut args = vec!["--port", "0", "--secret-key", SECRET];
+        let mut args = vec!["--secret-key", SECRET];
+        if !extra.contains(&"--port") {
+            args.extend(["--port", "0"]);
+        }
         args.extend_from_slice(extra);
         Server::start_raw(&args)
     }
