@@ -32,6 +32,8 @@ use pool::Hub;
 /// Stack size of request and registration threads. Bodies are copied through heap
 /// buffers, so a small stack is plenty, and thousands of threads stay cheap.
 pub const THREAD_STACK_SIZE: usize = 256 * 1024;
+/// The status wsp answers when it refuses or fails to relay a request, or a registration.
+pub const STATUS_PROXY_ERROR: u16 = 526;
 /// How often idle connections beyond a client's pool size are looked for (Go: 5 s).
 pub const CLEAN_UP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -200,4 +202,13 @@ fn plain_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
         response.add_header(h);
     }
     response
+}
+
+/// The first value of a request header.
+pub fn request_header(request: &tiny_http::Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().to_string())
 }

@@ -11,15 +11,12 @@ use tiny_http::{Header, Request, Response};
 use tungstenite::handshake::derive_accept_key;
 
 use super::pool::Connection;
-use super::{socket, text_response, Error, Shared};
+use super::{request_header as header, socket, text_response, Error, Shared, STATUS_PROXY_ERROR};
 use crate::protocol::greeting::MAX_GREETING_LEN;
 use crate::protocol::{Greeting, Role, WsConn};
 
 /// How long a client may take to send its greeting after the upgrade.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The status wsp answers for a refused registration or relay.
-pub const STATUS_PROXY_ERROR: u16 = 526;
 
 /// Upgrades the request, reads the greeting and pools the connection.
 pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
@@ -81,13 +78,4 @@ fn websocket_key(request: &Request) -> Option<String> {
     (is_get && upgrade.eq_ignore_ascii_case("websocket"))
         .then(|| header(request, "Sec-WebSocket-Key"))
         .flatten()
-}
-
-/// The first value of a request header.
-pub fn header(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_string())
 }

@@ -9,8 +9,7 @@
 use tiny_http::{Header, Request, Response, StatusCode};
 
 use super::pool::{Lease, Stream};
-use super::register::STATUS_PROXY_ERROR;
-use super::{socket, text_response, Shared};
+use super::{socket, text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};

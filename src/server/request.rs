@@ -9,9 +9,8 @@ use std::time::Instant;
 use tiny_http::Request;
 
 use super::pool::AcquireError;
-use super::register::STATUS_PROXY_ERROR;
 use super::relay::{self, Outcome};
-use super::{text_response, Shared};
+use super::{text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
 
@@ -63,7 +62,7 @@ fn refuse(request: Request, text: &str) {
 
 /// Message 1 for a caller's request, or the text of a 526 refusal.
 fn request_head(request: &Request) -> Result<RequestHead, &'static str> {
-    let destination = super::register::header(request, DESTINATION_HEADER)
+    let destination = super::request_header(request, DESTINATION_HEADER)
         .filter(|d| !d.is_empty())
         .ok_or("Missing X-PROXY-DESTINATION header")?;
     url::Url::parse(&destination).map_err(|_| "Unable to parse X-PROXY-DESTINATION header")?;
@@ -101,10 +100,10 @@ fn forwarded_headers(request: &Request) -> Headers {
 
 /// `ContentLength` as Go computes it: the declared length, -1 for a chunked body, else 0.
 fn content_length(request: &Request) -> i64 {
-    let declared = super::register::header(request, "Content-Length");
+    let declared = super::request_header(request, "Content-Length");
     match declared.and_then(|v| v.trim().parse().ok()) {
         Some(n) => n,
-        None if super::register::header(request, "Transfer-Encoding").is_some() => -1,
+        None if super::request_header(request, "Transfer-Encoding").is_some() => -1,
         None => 0,
     }
 }
