@@ -2,15 +2,10 @@
 //! take effect, a bad file stops a binary at once with a message naming the problem, and
 //! flags override the file.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use crate::support::*;
 
@@ -108,27 +103,9 @@ fn example_files_register_and_apply_both_sides_rules() {
     assert_eq!(google.text().trim_end(), "Destination is forbidden");
 }
 
-/// Starts the server binary with exactly `args`, without waiting for it to listen (the
-/// support module's `Server::start_raw` waits, and its `Proc::spawn` is private).
+/// Starts the server binary with exactly `args`, without waiting for it to listen.
 fn spawn_server(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsp_server"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start wsp_server: {e}"));
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().expect("piped stderr");
-    let sink = log.clone();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut log = sink.lock();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    Proc { child, log }
+    Proc::spawn(env!("CARGO_BIN_EXE_wsp_server"), args)
 }
 
 /// Expects `proc` to exit with an error on its own, without listening, and waits until one

@@ -45,7 +45,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(binary: &str, args: &[String]) -> Proc {
+    /// Starts `binary` with `args`, collecting its stderr.
+    pub fn spawn(binary: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Proc {
         let mut child = Command::new(binary)
             .args(args)
             .stdin(Stdio::null())
