@@ -7,6 +7,7 @@
 //! - [`register`]: `/register`, a client offers a WebSocket.
 //! - [`request`]: `/request`, checks and dispatch.
 //! - [`relay`]: the exchange over one WebSocket.
+//! - [`respond`]: the relayed response, streamed to the caller.
 //! - [`pool`]: idle and busy connections per client.
 //! - [`socket`]: the TCP socket behind a tiny_http connection.
 
@@ -14,6 +15,7 @@ pub mod pool;
 pub mod register;
 pub mod relay;
 pub mod request;
+pub mod respond;
 pub mod socket;
 
 use std::fmt;

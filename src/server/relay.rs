@@ -6,9 +6,10 @@
 //! signal left once a status line has gone out). The connection goes back to the pool
 //! only when its exchange ended exactly at a message boundary; otherwise it is dropped.
 
-use tiny_http::{Header, Request, Response, StatusCode};
+use tiny_http::{HTTPVersion, Method, Request};
 
 use super::pool::{Lease, Stream};
+use super::respond::{self, SendError, Sent};
 use super::{socket, text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
@@ -54,33 +55,39 @@ pub fn relay(
     let status = response_head.status;
     let (headers, declared) = response_headers(&response_head.header);
     // A head without `Content-Length` (a client's own 527) may still give the length.
-    let length = declared.or_else(|| usize::try_from(response_head.content_length).ok());
+    let length = declared.or_else(|| u64::try_from(response_head.content_length).ok());
     let peer = request.remote_addr().copied();
+    let caller_head = respond::ResponseHead {
+        status,
+        headers: &headers,
+        length,
+        head_request: *request.method() == Method::Head,
+        http10: *request.http_version() == HTTPVersion(1, 0),
+    };
+    let mut out = request.into_writer();
     let ws = &mut lease.conn().ws;
     let mut body = ws.body_reader();
-    // A known length goes out as `Content-Length`, whatever its size (tiny_http would
-    // otherwise chunk anything above 32 KiB).
-    let response = Response::new(StatusCode(status), headers, &mut body, length, None)
-        .with_chunked_threshold(usize::MAX);
-    let written = request.respond(response);
-    let finished =
-        body.is_done() || (written.is_ok() && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
-    log::debug!("{} {} via {client_id}: {status}", head.method, head.url);
-    if finished {
-        lease.release();
-        return Outcome::Answered;
-    }
-    if let Err(e) = written {
-        // The response broke off mid-body: cut the caller's connection, or it would wait
-        // for the rest forever.
-        log::warn!(
-            "{} {} via {client_id}: body cut: {e}",
+    let sent = respond::send(&mut *out, &caller_head, &mut body);
+    let finished = body.is_done()
+        || (matches!(sent, Ok(Sent::NoBody)) && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
+    drop(out);
+    match &sent {
+        Ok(_) => log::debug!("{} {} via {client_id}: {status}", head.method, head.url),
+        Err(e) => log::warn!(
+            "{} {} via {client_id}: {status}, {e:?}",
             head.method,
             head.url
-        );
+        ),
+    }
+    // A body ended by closing, or cut short: the caller must see the connection end,
+    // or it would wait for more.
+    if matches!(sent, Ok(Sent::CloseToEnd) | Err(SendError::Body(_))) {
         if let Some(s) = peer.and_then(|p| socket::find(shared.local_port, p)) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
+    }
+    if finished {
+        lease.release();
     }
     Outcome::Answered
 }
@@ -119,9 +126,9 @@ fn send_request(
     ResponseHead::parse(&text).map_err(receiving)
 }
 
-/// The response headers for tiny_http, without hop-by-hop ones, and the body length taken
-/// from `Content-Length` (tiny_http writes that header itself from the length).
-fn response_headers(headers: &Headers) -> (Vec<Header>, Option<usize>) {
+/// The response headers for the caller, without hop-by-hop ones, and the body length
+/// taken from `Content-Length` (written again from the length by [`respond`]).
+fn response_headers(headers: &Headers) -> (Vec<(String, String)>, Option<u64>) {
     let connection = headers.get("Connection").into_iter().flatten();
     let tokens = connection_tokens(connection.map(String::as_str));
     let mut length = None;
@@ -129,16 +136,8 @@ fn response_headers(headers: &Headers) -> (Vec<Header>, Option<usize>) {
     for (name, values) in headers {
         if name == "Content-Length" {
             length = values.first().and_then(|v| v.trim().parse().ok());
-            continue;
-        }
-        if is_hop_by_hop(name, &tokens) {
-            continue;
-        }
-        for value in values {
-            match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                Ok(h) => out.push(h),
-                Err(()) => log::debug!("dropping non-ASCII response header {name}"),
-            }
+        } else if !is_hop_by_hop(name, &tokens) {
+            out.extend(values.iter().map(|v| (name.clone(), v.clone())));
         }
     }
     (out, length)

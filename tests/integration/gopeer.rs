@@ -154,3 +154,49 @@ fn client_streams_a_request_body_from_go_framing() {
     eprintln!("client peak RSS with Go framing: {peak} KiB");
     assert!(peak < MAX_PEAK_RSS_KIB, "client peak RSS {peak} KiB");
 }
+
+/// The first body bytes reach the caller while the client is still sending: the peer
+/// holds back the end of the body until the caller has seen the beginning.
+#[test]
+fn first_bytes_reach_the_caller_before_the_body_ends() {
+    let server = Server::start(&[]);
+    let request = tungstenite::ClientRequestBuilder::new(
+        server.register_url().parse().expect("register URI"),
+    )
+    .with_header("X-SECRET-KEY", SECRET);
+    let stream = TcpStream::connect(server.addr).expect("connect");
+    let (mut ws, _) = tungstenite::client(request, stream).expect("handshake");
+    ws.send(Message::Text("slow_1".into())).expect("greeting");
+    let (seen_tx, seen_rx) = crossbeam_channel::bounded::<()>(1);
+    let peer = thread::spawn(move || {
+        read_text(&mut ws);
+        read_binary(&mut ws);
+        ws.send(Message::Text(
+            r#"{"StatusCode":200,"Header":{},"ContentLength":-1}"#.into(),
+        ))
+        .expect("response head");
+        let first = Frame::message(b"first ".to_vec(), OpCode::Data(Data::Binary), false);
+        ws.send(Message::Frame(first)).expect("first frame");
+        let seen = seen_rx.recv_timeout(std::time::Duration::from_secs(20));
+        let last = Frame::message(b"last".to_vec(), OpCode::Data(Data::Continue), true);
+        ws.send(Message::Frame(last)).expect("last frame");
+        seen.is_ok()
+    });
+    let response = caller()
+        .get(server.request_url())
+        .header("X-PROXY-DESTINATION", "http://internal.example/stream")
+        .call()
+        .expect("request");
+    let mut reader = response.into_body().into_reader();
+    let mut first = [0u8; 6];
+    reader.read_exact(&mut first).expect("first bytes");
+    assert_eq!(&first, b"first ");
+    seen_tx.send(()).expect("peer waiting");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).expect("rest");
+    assert_eq!(rest, "last");
+    assert!(
+        peer.join().expect("peer"),
+        "first bytes arrived only after the end"
+    );
+}

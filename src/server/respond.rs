@@ -1,0 +1,201 @@
+//! Writing a relayed response to the caller, streaming.
+//!
+//! tiny_http's own `respond` copies a body through buffers it never flushes (its chunked
+//! encoder holds 8 KiB, its socket writer 1 KiB), so the first bytes of a slow body would
+//! wait for the rest. Here the response head is written from the relayed head, and every
+//! piece of body is sent and flushed as soon as it comes off the WebSocket.
+//!
+//! Framing follows RFC 9112: `Content-Length` when the length is known, chunked otherwise;
+//! an HTTP/1.0 caller, which knows no chunks, gets the body delimited by closing the
+//! connection. HEAD, 204 and 304 responses carry no body.
+
+use std::io::{self, Read, Write};
+use std::time::SystemTime;
+
+use ureq::http::StatusCode;
+
+/// Size of the pieces a body is copied in.
+pub const COPY_BUFFER_LEN: usize = 64 * 1024;
+
+/// What the caller is sent, before the body.
+pub struct ResponseHead<'a> {
+    pub status: u16,
+    /// Headers to send as they are (hop-by-hop and framing headers already removed).
+    pub headers: &'a [(String, String)],
+    /// The body length, when known.
+    pub length: Option<u64>,
+    /// The request was HEAD: no body goes out, whatever the length.
+    pub head_request: bool,
+    /// The caller speaks HTTP/1.0.
+    pub http10: bool,
+}
+
+/// How the response went out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Complete; the caller's connection may serve another request.
+    Complete,
+    /// Complete, but the body ended by closing: the connection must be closed now.
+    CloseToEnd,
+    /// The response has no body: the relayed body was not read.
+    NoBody,
+}
+
+/// Where a failed response broke.
+#[derive(Debug)]
+pub enum SendError {
+    /// Writing to the caller failed: the caller went away.
+    Caller(io::Error),
+    /// Reading the body failed: the response is cut short and the caller's connection
+    /// must be cut too, so that it sees the truncation.
+    Body(io::Error),
+}
+
+/// Writes the head, then streams `body` to `out`, flushing each piece.
+pub fn send(
+    out: &mut dyn Write,
+    head: &ResponseHead<'_>,
+    body: &mut dyn Read,
+) -> Result<Sent, SendError> {
+    let no_body = head.head_request || matches!(head.status, 204 | 304);
+    let chunked = !no_body && head.length.is_none() && !head.http10;
+    let close_delimited = !no_body && head.length.is_none() && head.http10;
+    let text = head_text(head, chunked, close_delimited);
+    out.write_all(text.as_bytes()).map_err(SendError::Caller)?;
+    if no_body {
+        out.flush().map_err(SendError::Caller)?;
+        return Ok(Sent::NoBody);
+    }
+    copy_body(out, body, chunked)?;
+    Ok(if close_delimited {
+        Sent::CloseToEnd
+    } else {
+        Sent::Complete
+    })
+}
+
+fn head_text(head: &ResponseHead<'_>, chunked: bool, close_delimited: bool) -> String {
+    let reason = StatusCode::from_u16(head.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let version = if head.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let mut text = format!("{version} {} {reason}\r\n", head.status);
+    for (name, value) in head.headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !head
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("Date"))
+    {
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        text.push_str(&format!("Date: {date}\r\n"));
+    }
+    if let Some(length) = head.length {
+        text.push_str(&format!("Content-Length: {length}\r\n"));
+    } else if chunked {
+        text.push_str("Transfer-Encoding: chunked\r\n");
+    }
+    if close_delimited {
+        text.push_str("Connection: close\r\n");
+    }
+    text.push_str("\r\n");
+    text
+}
+
+/// Copies the body, each piece written and flushed as it comes; chunk-encoded if asked.
+fn copy_body(out: &mut dyn Write, body: &mut dyn Read, chunked: bool) -> Result<(), SendError> {
+    let mut buf = vec![0u8; COPY_BUFFER_LEN];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SendError::Body(e)),
+        };
+        let piece = &buf[..n];
+        let written = if chunked {
+            write!(out, "{n:x}\r\n")
+                .and_then(|()| out.write_all(piece))
+                .and_then(|()| out.write_all(b"\r\n"))
+        } else {
+            out.write_all(piece)
+        };
+        written
+            .and_then(|()| out.flush())
+            .map_err(SendError::Caller)?;
+    }
+    if chunked {
+        out.write_all(b"0\r\n\r\n")
+            .and_then(|()| out.flush())
+            .map_err(SendError::Caller)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(head: &ResponseHead<'_>, body: &[u8]) -> (Sent, String) {
+        let mut out = Vec::new();
+        let outcome = send(&mut out, head, &mut &body[..]).expect("send");
+        (outcome, String::from_utf8(out).expect("text"))
+    }
+
+    fn head(length: Option<u64>, head_request: bool, http10: bool) -> ResponseHead<'static> {
+        ResponseHead {
+            status: 200,
+            headers: &[],
+            length,
+            head_request,
+            http10,
+        }
+    }
+
+    #[test]
+    fn known_length_goes_as_content_length() {
+        let (outcome, text) = sent(&head(Some(5), false, false), b"hello");
+        assert_eq!(outcome, Sent::Complete);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 5\r\n") && text.ends_with("\r\n\r\nhello"));
+    }
+
+    #[test]
+    fn unknown_length_is_chunked_or_close_delimited() {
+        let (_, text) = sent(&head(None, false, false), b"hello");
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{text}");
+        let (outcome, text) = sent(&head(None, false, true), b"hello");
+        assert_eq!(outcome, Sent::CloseToEnd);
+        assert!(text.starts_with("HTTP/1.0 200 OK\r\n") && text.contains("Connection: close"));
+        assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+    }
+
+    #[test]
+    fn head_requests_and_bodiless_statuses_send_no_body() {
+        let (outcome, text) = sent(&head(Some(5), true, false), b"hello");
+        assert_eq!(outcome, Sent::NoBody);
+        assert!(text.contains("Content-Length: 5\r\n") && text.ends_with("\r\n\r\n"));
+        let no_content = ResponseHead {
+            status: 204,
+            ..head(None, false, false)
+        };
+        let (_, text) = sent(&no_content, b"");
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n") && !text.contains("chunked"));
+    }
+
+    #[test]
+    fn a_broken_body_is_reported_as_such() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("gone"))
+            }
+        }
+        let mut out = Vec::new();
+        let result = send(&mut out, &head(None, false, false), &mut Broken);
+        assert!(matches!(result, Err(SendError::Body(_))));
+    }
+}
