@@ -214,29 +214,6 @@ fn status_answers_ok() {
     assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
 }
 
-/// The headers `/echo-headers` saw, names lower-cased, in received order.
-fn echoed_headers(reply: &Reply) -> Vec<(String, String)> {
-    assert_eq!(reply.status, 200, "echo-headers: {}", reply.text());
-    let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
-    json["headers"]
-        .as_array()
-        .expect("a headers array")
-        .iter()
-        .map(|pair| {
-            let name = pair[0].as_str().expect("a name").to_ascii_lowercase();
-            (name, pair[1].as_str().expect("a value").to_string())
-        })
-        .collect()
-}
-
-fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    headers
-        .iter()
-        .filter(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
-
 #[test]
 fn hop_by_hop_headers_are_dropped_and_forwarding_added() {
     let stack = Stack::start(&[], &[]);
@@ -247,29 +224,32 @@ fn hop_by_hop_headers_are_dropped_and_forwarding_added() {
         ("Proxy-Authorization", "x"),
         ("X-Kept", "yes"),
     ];
-    let seen = echoed_headers(&stack.relay("GET", "/echo-headers", &sent, None));
+    let seen = Echo::parse(&stack.relay("GET", "/echo-headers", &sent, None));
     for dropped in ["x-drop", "keep-alive", "proxy-authorization"] {
         assert!(
-            values(&seen, dropped).is_empty(),
-            "{dropped} reached the upstream: {seen:?}"
+            seen.values(dropped).is_empty(),
+            "{dropped} reached the upstream: {:?}",
+            seen.headers
         );
     }
     assert!(
-        !values(&seen, "connection")
+        !seen
+            .values("connection")
             .iter()
             .any(|v| v.to_ascii_lowercase().contains("x-drop")),
-        "the caller's Connection header reached the upstream: {seen:?}"
+        "the caller's Connection header reached the upstream: {:?}",
+        seen.headers
     );
-    assert_eq!(values(&seen, "x-kept"), ["yes"]);
-    assert_eq!(values(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen.values("x-kept"), ["yes"]);
+    assert_eq!(seen.values("x-forwarded-for"), ["127.0.0.1"]);
     let host = stack.upstream.addr().to_string();
-    assert_eq!(values(&seen, "host"), [host.as_str()]);
+    assert_eq!(seen.values("host"), [host.as_str()]);
 }
 
 #[test]
 fn existing_forwarded_for_is_extended() {
     let stack = Stack::start(&[], &[]);
     let sent = [("X-Forwarded-For", "10.0.0.1")];
-    let seen = echoed_headers(&stack.relay("GET", "/echo-headers", &sent, None));
-    assert_eq!(values(&seen, "x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
+    let seen = Echo::parse(&stack.relay("GET", "/echo-headers", &sent, None));
+    assert_eq!(seen.values("x-forwarded-for"), ["10.0.0.1, 127.0.0.1"]);
 }

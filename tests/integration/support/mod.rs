@@ -359,3 +359,42 @@ pub fn pattern_fnv(len: u64) -> String {
     }
     format!("{:016x}", fnv.finish())
 }
+
+/// The parsed answer of `/echo-headers`: method, url and the headers in received order.
+pub struct Echo {
+    pub method: String,
+    pub url: String,
+    /// Names lower-cased, in received order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Echo {
+    pub fn parse(reply: &Reply) -> Echo {
+        assert_eq!(reply.status, 200, "echo-headers: {}", reply.text());
+        let json: serde_json::Value =
+            serde_json::from_slice(&reply.body).expect("echo-headers answers JSON");
+        let headers = json["headers"]
+            .as_array()
+            .expect("a headers array")
+            .iter()
+            .map(|pair| {
+                let name = pair[0].as_str().expect("a header name");
+                let value = pair[1].as_str().expect("a header value");
+                (name.to_ascii_lowercase(), value.to_string())
+            })
+            .collect();
+        Echo {
+            method: json["method"].as_str().expect("a method").to_string(),
+            url: json["url"].as_str().expect("a url").to_string(),
+            headers,
+        }
+    }
+
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
