@@ -80,11 +80,6 @@ impl Client {
         })
     }
 
-    /// The pools, one per target, for status and tests.
-    pub fn pools(&self) -> &[Arc<TargetPool>] {
-        &self.pools
-    }
-
     /// A handle to stop [`Client::run`] from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.stop.0.clone())

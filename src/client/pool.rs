@@ -88,12 +88,6 @@ impl TargetPool {
         let _ = self.wake.0.try_send(());
     }
 
-    /// Idle, busy and connecting counts.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let c = *self.counts.lock();
-        (c.idle, c.busy, c.connecting)
-    }
-
     /// The supervisor: runs until `stop` receives or disconnects.
     pub fn supervise(self: &Arc<Self>, stop: &Receiver<()>) {
         log::info!("connecting to {}", self.target);

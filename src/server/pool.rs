@@ -96,14 +96,6 @@ struct ClientPool {
     size: usize,
 }
 
-/// Counts for one client, for logs and status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolStats {
-    pub client_id: String,
-    pub idle: usize,
-    pub busy: usize,
-}
-
 impl Hub {
     /// Adds a freshly registered connection as idle (or hands it to a waiting request).
     pub fn add(&self, conn: Connection, announced_size: usize) {
@@ -199,22 +191,6 @@ impl Hub {
         for conn in expired {
             conn.close("idle");
         }
-    }
-
-    /// Idle and busy counts per client, sorted by id.
-    pub fn stats(&self) -> Vec<PoolStats> {
-        let state = self.state.lock();
-        let mut stats: Vec<PoolStats> = state
-            .clients
-            .iter()
-            .map(|(id, p)| PoolStats {
-                client_id: id.to_string(),
-                idle: p.idle.len(),
-                busy: p.busy,
-            })
-            .collect();
-        stats.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-        stats
     }
 
     /// Closes every idle connection (shutdown).

@@ -52,6 +52,20 @@ pub fn relay(
             return Outcome::Answered;
         }
     };
+    stream_response(shared, lease, head, &response_head, request);
+    Outcome::Answered
+}
+
+/// Message 4 to the caller under the relayed head; the connection goes back to the pool
+/// only if the message was read to its end.
+fn stream_response(
+    shared: &Shared,
+    mut lease: Lease<'_>,
+    head: &RequestHead,
+    response_head: &ResponseHead,
+    request: Request,
+) {
+    let client_id = lease.conn().client_id.clone();
     let status = response_head.status;
     let (headers, declared) = response_headers(&response_head.header);
     // A head without `Content-Length` (a client's own 527) may still give the length.
@@ -74,7 +88,7 @@ pub fn relay(
     match &sent {
         Ok(_) => log::debug!("{} {} via {client_id}: {status}", head.method, head.url),
         Err(e) => log::warn!(
-            "{} {} via {client_id}: {status}, {e:?}",
+            "{} {} via {client_id}: {status}, {e}",
             head.method,
             head.url
         ),
@@ -89,7 +103,6 @@ pub fn relay(
     if finished {
         lease.release();
     }
-    Outcome::Answered
 }
 
 /// Where a failed exchange stood.

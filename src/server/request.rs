@@ -22,7 +22,7 @@ pub const MAX_ATTEMPTS: usize = 4;
 pub const DESTINATION_HEADER: &str = "X-PROXY-DESTINATION";
 
 /// Relays one `/request` call, answering the caller in every case.
-pub fn handle_request(shared: &Shared, request: Request) {
+pub fn handle_request(shared: &Shared, mut request: Request) {
     let arrival = Instant::now();
     let head = match request_head(&request) {
         Ok(head) => head,
@@ -36,7 +36,6 @@ pub fn handle_request(shared: &Shared, request: Request) {
         log::info!("{} {}: {denied}", head.method, head.url);
         return refuse(request, &denied.to_string());
     }
-    let mut request = request;
     for _ in 0..MAX_ATTEMPTS {
         let lease = match shared.hub.acquire(arrival + shared.config.timeout) {
             Ok(lease) => lease,

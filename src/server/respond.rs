@@ -51,6 +51,15 @@ pub enum SendError {
     Body(io::Error),
 }
 
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Caller(e) => write!(f, "writing to the caller failed: {e}"),
+            SendError::Body(e) => write!(f, "response body cut short: {e}"),
+        }
+    }
+}
+
 /// Writes the head, then streams `body` to `out`, flushing each piece.
 pub fn send(
     out: &mut dyn Write,
