@@ -226,7 +226,8 @@ fn flags_override_the_file() {
         });
         let (status, waited) = refused.expect("a request never found the connection busy");
         assert_eq!(status, 526);
-        assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+        // Far from the file's 100 s, with room for a loaded machine.
+        assert!(waited < Duration::from_secs(30), "waited {waited:?}");
         assert!(
             waited >= Duration::from_millis(250),
             "waited only {waited:?}"
