@@ -1,6 +1,8 @@
 //! The client's configuration: `wsp_client.cfg` keys, `wsp_client` flags, and the
 //! validated [`ClientConfig`] that the client is built from.
 
+use std::time::Duration;
+
 use argh::FromArgs;
 use serde::Deserialize;
 use url::Url;
@@ -98,6 +100,21 @@ pub struct ClientConfig {
     pub secret_key: Secret,
     /// Compiled `blacklist` / `whitelist`. Default empty (everything allowed).
     pub rules: RuleSet,
+    /// Longest wait for the internal API: for its response head, and between two reads
+    /// or writes of a body. Default 50000 ms (under the server's 60000 ms, so the caller
+    /// learns which side was slow).
+    pub request_timeout: Duration,
+    /// First wait before dialing a target again after a failure. Default 100 ms.
+    pub reconnect_delay: Duration,
+    /// Cap of the doubling wait between dials. Default 1000 ms; at least `reconnect_delay`.
+    pub reconnect_max_delay: Duration,
+    /// An idle connection that heard nothing for this long sends a ping. Default 30000 ms.
+    pub ping_interval: Duration,
+    /// An idle connection that heard nothing for this long is dead. Default 60000 ms;
+    /// at least `ping_interval`.
+    pub ping_timeout: Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish. Default 30000 ms.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -109,6 +126,12 @@ impl Default for ClientConfig {
             pool_max_size: 100,
             secret_key: Secret::default(),
             rules: RuleSet::default(),
+            request_timeout: Duration::from_millis(50_000),
+            reconnect_delay: Duration::from_millis(100),
+            reconnect_max_delay: Duration::from_millis(1000),
+            ping_interval: Duration::from_millis(30_000),
+            ping_timeout: Duration::from_millis(60_000),
+            shutdown_timeout: Duration::from_millis(30_000),
         }
     }
 }
@@ -185,6 +208,7 @@ impl ClientConfig {
             pool_max_size,
             secret_key: raw.secretkey.unwrap_or_default(),
             rules,
+            ..ClientConfig::default()
         })
     }
 }

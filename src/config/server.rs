@@ -83,6 +83,16 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// How long a connection above the pool size may stay idle. Default 60000 ms.
     pub idle_timeout: Duration,
+    /// Longest wait for a client's answer to a relayed request: for its response head
+    /// once the request is sent, and between two pieces of a body. Default 60000 ms.
+    pub request_timeout: Duration,
+    /// How often idle connections are pinged. Default 10000 ms.
+    pub ping_interval: Duration,
+    /// An idle connection that sent nothing (pongs included) for this long is dead.
+    /// Default 20000 ms; at least `ping_interval`.
+    pub ping_timeout: Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish. Default 30000 ms.
+    pub shutdown_timeout: Duration,
     /// Key the clients must present. Default empty (clients must send none).
     pub secret_key: Secret,
     /// Compiled `blacklist` / `whitelist`. Default empty (everything allowed).
@@ -96,6 +106,10 @@ impl Default for ServerConfig {
             port: 8080,
             timeout: Duration::from_millis(1000),
             idle_timeout: Duration::from_millis(60_000),
+            request_timeout: Duration::from_millis(60_000),
+            ping_interval: Duration::from_millis(10_000),
+            ping_timeout: Duration::from_millis(20_000),
+            shutdown_timeout: Duration::from_millis(30_000),
             secret_key: Secret::default(),
             rules: RuleSet::default(),
         }
@@ -170,6 +184,7 @@ impl ServerConfig {
             idle_timeout,
             secret_key: raw.secretkey.unwrap_or_default(),
             rules,
+            ..defaults
         })
     }
 }
