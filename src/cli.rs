@@ -3,6 +3,10 @@
 
 use std::fmt::Display;
 use std::process::ExitCode;
+use std::thread;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use log::LevelFilter;
 use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
@@ -48,4 +52,41 @@ pub fn fail(error: impl Display, code: u8) -> ExitCode {
         eprintln!("error: {error}");
     }
     ExitCode::from(code)
+}
+
+/// Exit code when a second SIGTERM/SIGINT cuts a graceful shutdown short.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Calls `stop` on the first SIGTERM or SIGINT, from a thread of its own, so that the
+/// program can finish what is in flight and return normally (exit code 0). A second
+/// signal ends the process at once: an operator who presses Ctrl-C twice means it.
+pub fn on_termination(stop: impl Fn() + Send + 'static) {
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::warn!("cannot handle SIGTERM/SIGINT, they will kill at once: {e}");
+            return;
+        }
+    };
+    let spawned = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut signals = signals.forever();
+            if let Some(signal) = signals.next() {
+                let name = if signal == SIGTERM {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                };
+                log::info!("{name}: finishing in-flight requests (send it again to exit now)");
+                stop();
+            }
+            if signals.next().is_some() {
+                log::warn!("second signal: exiting now");
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot handle SIGTERM/SIGINT, they will kill at once: {e}");
+    }
 }

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Ok(client) => client,
         Err(e) => return cli::fail(e, cli::EXIT_USAGE),
     };
+    let handle = client.shutdown_handle();
+    cli::on_termination(move || handle.shutdown());
     client.run();
     ExitCode::SUCCESS
 }

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail(e, 1),
     };
     log::info!("listening on http://{}", server.local_addr());
+    let handle = server.shutdown_handle();
+    cli::on_termination(move || handle.shutdown());
     server.run();
     ExitCode::SUCCESS
 }

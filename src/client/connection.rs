@@ -1,44 +1,62 @@
 //! One WebSocket of the client, on a thread of its own for its whole life: wait for a
-//! request head (pinging the server while idle), perform the request, stream the
-//! response back, and again, until the connection breaks.
+//! request head (checking the server is alive while idle), perform the request, stream
+//! the response back, and again, until the connection breaks or the client stops.
 //!
-//! An exchange that fails on the internal API's side is answered with status 527 and the
-//! error text, and the connection stays usable. One that leaves the WebSocket out of step
+//! An exchange that fails on the internal API's side is answered with status 527 (504
+//! when it timed out) and the error text, and the connection stays usable. One that leaves the WebSocket out of step
 //! (a broken socket, an unreadable head, a body cut short) ends the connection.
 
 use std::io;
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::executor::{self, Upstream};
+use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
-use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
+use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
 
-/// How often an idle connection pings the server (Go: 30 s).
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// Longest silence tolerated in the middle of an exchange (between frames of a request
-/// body, or writing to a server that stopped reading).
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(300);
-/// The status a client answers when it cannot perform a request.
-pub const STATUS_CLIENT_ERROR: u16 = 527;
+/// How often an idle connection looks whether the client is shutting down. Idle threads
+/// sleep in a socket read; this bounds how long a shutdown waits for them.
+pub const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Close code sent when the client shuts down (RFC 6455: going away).
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 type Ws = WsConn<TcpStream>;
 
-/// Serves requests on `ws` until it breaks; the pool's counts follow its state.
+/// Why an idle connection stopped waiting.
+enum Wait {
+    /// A request head is coming.
+    Request,
+    /// The server closed the connection.
+    Closed,
+    /// The client is shutting down.
+    Stopping,
+}
+
+/// Serves requests on `ws` until it breaks or the client stops; the pool's counts follow
+/// its state.
 pub fn serve(pool: &TargetPool, mut ws: Ws) {
-    let _ = ws.get_ref().set_write_timeout(Some(STALL_TIMEOUT));
+    let timeout = Some(pool.config.request_timeout);
+    let _ = ws.get_ref().set_write_timeout(timeout);
     loop {
-        match wait_for_request(&mut ws) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                log::debug!("{}: connection lost while idle: {e}", pool.target);
+        match wait_for_request(pool, &mut ws) {
+            Ok(Wait::Request) => {}
+            Ok(Wait::Closed) => {
+                log::debug!("{}: connection closed by the server", pool.target);
+                break;
+            }
+            Ok(Wait::Stopping) => {
+                ws.close(CLOSE_GOING_AWAY, "client shutting down");
+                break;
+            }
+            Err(why) => {
+                log::info!("{}: connection dropped while idle: {why}", pool.target);
+                ws.close(CLOSE_GOING_AWAY, "no answer to pings");
                 break;
             }
         }
         pool.set_state(State::Idle, State::Busy);
-        let _ = ws.get_ref().set_read_timeout(Some(STALL_TIMEOUT));
+        let _ = ws.get_ref().set_read_timeout(timeout);
         let outcome = exchange(pool, &mut ws);
         pool.set_state(State::Busy, State::Idle);
         if let Err(e) = outcome {
@@ -50,22 +68,46 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
     pool.set_state(State::Idle, State::Gone);
 }
 
-/// Waits for the next message while idle, pinging every [`PING_INTERVAL`]. `Ok(false)`
-/// when the server closed the connection.
-fn wait_for_request(ws: &mut Ws) -> Result<bool, Error> {
-    ws.get_ref().set_read_timeout(Some(PING_INTERVAL))?;
+/// Waits for the next request while idle. Control frames (the server's pings) prove the
+/// server alive; after `pinginterval` of silence we ping it, and after `pingtimeout` we
+/// give the connection up. Every [`STOP_CHECK_INTERVAL`] the stop signal is looked at.
+fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
+    let config = &pool.config;
+    let mut last_heard = Instant::now();
+    let mut pinged = false;
     loop {
-        match ws.wait_readable() {
-            Ok(ready) => return Ok(ready),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                ws.ping()?;
+        if pool.stopping() {
+            return Ok(Wait::Stopping);
+        }
+        let silent = last_heard.elapsed();
+        if silent >= config.ping_timeout {
+            return Err(format!(
+                "nothing from the server for {} ms (pingtimeout)",
+                silent.as_millis()
+            ));
+        }
+        if silent >= config.ping_interval && !pinged {
+            ws.ping().map_err(|e| format!("cannot ping: {e}"))?;
+            pinged = true;
+        }
+        let next = if pinged {
+            config.ping_timeout
+        } else {
+            config.ping_interval
+        };
+        let wait = next.saturating_sub(silent).min(STOP_CHECK_INTERVAL);
+        ws.get_ref()
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            .map_err(|e| e.to_string())?;
+        match ws.await_message() {
+            Ok(Awaited::Message) => return Ok(Wait::Request),
+            Ok(Awaited::Closed) => return Ok(Wait::Closed),
+            Ok(Awaited::Control) => {
+                last_heard = Instant::now();
+                pinged = false;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -77,7 +119,7 @@ fn exchange(pool: &TargetPool, ws: &mut Ws) -> Result<(), Error> {
         Ok(head) => head,
         Err(e) => {
             // Like Go: answer, then give the connection up (message 2 is unread).
-            answer_error(ws, &e.to_string())?;
+            answer_error(ws, STATUS_CLIENT_ERROR, &e.to_string())?;
             return Err(e);
         }
     };
@@ -88,7 +130,7 @@ fn exchange(pool: &TargetPool, ws: &mut Ws) -> Result<(), Error> {
     {
         log::info!("{} {}: {denied}", head.method, head.url);
         skip_body(ws)?;
-        return answer_error(ws, &denied.to_string());
+        return answer_error(ws, STATUS_CLIENT_ERROR, &denied.to_string());
     }
     let upstream = {
         let mut body = ws.body_reader();
@@ -99,9 +141,9 @@ fn exchange(pool: &TargetPool, ws: &mut Ws) -> Result<(), Error> {
     };
     match upstream {
         Ok(upstream) => send_response(ws, &head, upstream),
-        Err(text) => {
+        Err(Failed { status, text }) => {
             log::info!("{text}");
-            answer_error(ws, &text)
+            answer_error(ws, status, &text)
         }
     }
 }
@@ -120,12 +162,9 @@ fn skip_body(ws: &mut Ws) -> Result<(), Error> {
     Ok(())
 }
 
-/// A 527 answer with `text` as its body.
-fn answer_error(ws: &mut Ws, text: &str) -> Result<(), Error> {
-    ws.write_text(&to_json(&ResponseHead::error(
-        STATUS_CLIENT_ERROR,
-        text.len(),
-    )))?;
+/// An answer of the client's own (527, 504) with `text` as its body.
+fn answer_error(ws: &mut Ws, status: u16, text: &str) -> Result<(), Error> {
+    ws.write_text(&to_json(&ResponseHead::error(status, text.len())))?;
     ws.write_body(&mut text.as_bytes(), Some(text.len() as u64))?;
     Ok(())
 }

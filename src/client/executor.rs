@@ -4,7 +4,8 @@
 //! It is set up to be a transparent proxy: it follows no redirects, does no
 //! decompression, adds no `Accept`/`User-Agent`/`Accept-Encoding` of its own, and treats
 //! 4xx/5xx as ordinary responses. Status, headers and body bytes reach the caller as the
-//! internal API sent them.
+//! internal API sent them. It gives up on an internal API silent for `requesttimeout`
+//! (before its response head, or between two reads or writes of a body).
 
 use std::io::Read;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use ureq::http;
 use ureq::{Agent, SendBody};
 
+use crate::config::ClientConfig;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::{RequestHead, ResponseHead};
 
@@ -21,8 +23,21 @@ pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers that belong to wsp, not to the internal API.
 const WSP_HEADERS: [&str; 2] = ["x-proxy-destination", "x-secret-key"];
 
+/// The status a client answers when it cannot perform a request (Go's wsp).
+pub const STATUS_CLIENT_ERROR: u16 = 527;
+/// The status when the internal API did not answer in time.
+pub const STATUS_TIMEOUT: u16 = 504;
+
+/// A request that could not be performed: the status and text of the answer.
+#[derive(Debug)]
+pub struct Failed {
+    pub status: u16,
+    pub text: String,
+}
+
 /// The ureq agent every connection of this client shares.
-pub fn agent() -> Agent {
+pub fn agent(config: &ClientConfig) -> Agent {
+    let timeout = Some(config.request_timeout);
     Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
@@ -31,6 +46,9 @@ pub fn agent() -> Agent {
         .accept_encoding("")
         .allow_non_standard_methods(true)
         .timeout_connect(Some(UPSTREAM_CONNECT_TIMEOUT))
+        .timeout_recv_response(timeout)
+        .timeout_per_read(timeout)
+        .timeout_per_write(timeout)
         .no_delay(true)
         .build()
         .into()
@@ -46,17 +64,25 @@ pub struct Upstream {
 /// as its head has arrived.
 ///
 /// # Errors
-/// The text of a 527 answer: a bad URL or scheme, a connection failure, a broken body.
-pub fn execute(agent: &Agent, head: &RequestHead, body: &mut dyn Read) -> Result<Upstream, String> {
-    let (builder, with_body) = request_builder(head)?;
-    let fail = |e: &dyn std::fmt::Display| format!("{} {}: {e}", head.method, head.url);
+/// A 504 answer when the internal API timed out, else a 527 one: a bad URL or scheme,
+/// a connection failure, a broken body.
+pub fn execute(agent: &Agent, head: &RequestHead, body: &mut dyn Read) -> Result<Upstream, Failed> {
+    let fail = |e: &dyn std::fmt::Display| Failed {
+        status: STATUS_CLIENT_ERROR,
+        text: format!("{} {}: {e}", head.method, head.url),
+    };
+    let (builder, with_body) = request_builder(head).map_err(|e| fail(&e))?;
     let response = if with_body {
         let request = builder.body(SendBody::from_reader(body));
         agent.run(request.map_err(|e| fail(&e))?)
     } else {
         agent.run(builder.body(()).map_err(|e| fail(&e))?)
-    }
-    .map_err(|e| fail(&e))?;
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(ureq::Error::Timeout(which)) => return Err(timed_out(agent, head, which)),
+        Err(e) => return Err(fail(&e)),
+    };
     let (parts, body) = response.into_parts();
     let header = response_headers(&parts.headers);
     let content_length = crate::headers::first(&header, "Content-Length")
@@ -70,6 +96,28 @@ pub fn execute(agent: &Agent, head: &RequestHead, body: &mut dyn Read) -> Result
         },
         body: body.into_reader(),
     })
+}
+
+/// The 504 answer for a request the internal API did not answer in time.
+fn timed_out(agent: &Agent, head: &RequestHead, which: ureq::Timeout) -> Failed {
+    let what = match which {
+        ureq::Timeout::Connect => format!(
+            "cannot connect to the internal API within {} ms",
+            UPSTREAM_CONNECT_TIMEOUT.as_millis()
+        ),
+        _ => format!(
+            "no answer from the internal API within {} ms (requesttimeout)",
+            agent
+                .config()
+                .timeout_per_read()
+                .unwrap_or_default()
+                .as_millis()
+        ),
+    };
+    Failed {
+        status: STATUS_TIMEOUT,
+        text: format!("wsp client: {what}: {} {}", head.method, head.url),
+    }
 }
 
 /// The request to send without its body, and whether a body goes with it: none for

@@ -1,6 +1,11 @@
 //! The private side: keeps WebSockets open to each target server and performs the
 //! requests that come over them against internal APIs.
 //!
+//! Shutdown is graceful: on [`ShutdownHandle::shutdown`] no connection is opened any
+//! more, idle connections are closed with a close frame (1001, going away), busy ones
+//! first finish their exchange, and [`Client::run`] returns once all are closed or
+//! `shutdowntimeout` has passed.
+//!
 //! - [`pool`]: per target, a supervisor keeping the pool at its configured size.
 //! - [`dial`]: opening one WebSocket (TCP, handshake, greeting).
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
@@ -14,8 +19,10 @@ pub mod pool;
 use std::fmt;
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::Mutex;
 use url::Url;
 
 use crate::config::ClientConfig;
@@ -44,17 +51,20 @@ impl std::error::Error for Error {}
 /// A client: one pool per target, all sharing one ureq agent.
 pub struct Client {
     pools: Vec<Arc<TargetPool>>,
-    stop: (Sender<()>, Receiver<()>),
+    config: Arc<ClientConfig>,
+    /// Dropping this sender is the stop signal: every receiver (supervisors, connection
+    /// threads waiting) sees the channel disconnect at once. Nothing is ever sent.
+    stop: Arc<Mutex<Option<Sender<()>>>>,
 }
 
 /// Stops a running client from another thread.
 #[derive(Clone)]
-pub struct ShutdownHandle(Sender<()>);
+pub struct ShutdownHandle(Arc<Mutex<Option<Sender<()>>>>);
 
 impl ShutdownHandle {
-    /// Makes [`Client::run`] return.
+    /// Starts the graceful shutdown; [`Client::run`] returns when it is done.
     pub fn shutdown(&self) {
-        let _ = self.0.try_send(());
+        self.0.lock().take();
     }
 }
 
@@ -62,7 +72,8 @@ impl Client {
     /// Checks the targets and prepares a pool for each.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let config = Arc::new(config);
-        let agent = executor::agent();
+        let agent = executor::agent(&config);
+        let (stop_tx, stop_rx) = bounded::<()>(0);
         let pools = config
             .targets
             .iter()
@@ -71,27 +82,42 @@ impl Client {
                     target: t.clone(),
                     why: e.to_string(),
                 })?;
-                Ok(TargetPool::new(url, config.clone(), agent.clone()))
+                Ok(TargetPool::new(
+                    url,
+                    config.clone(),
+                    agent.clone(),
+                    stop_rx.clone(),
+                ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Client {
             pools,
-            stop: bounded(0),
+            config,
+            stop: Arc::new(Mutex::new(Some(stop_tx))),
         })
     }
 
     /// A handle to stop [`Client::run`] from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(self.stop.0.clone())
+        ShutdownHandle(self.stop.clone())
     }
 
-    /// Runs every target's supervisor until shut down.
+    /// Runs every target's supervisor until shut down, then waits for the connections
+    /// to finish their exchanges and close, at most `shutdowntimeout`.
     pub fn run(&self) {
         thread::scope(|scope| {
             for pool in &self.pools {
-                let stop = self.stop.1.clone();
-                scope.spawn(move || pool.supervise(&stop));
+                scope.spawn(move || pool.supervise());
             }
         });
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        let mut unfinished = 0;
+        for pool in &self.pools {
+            unfinished += pool.wait_closed(deadline);
+        }
+        if unfinished > 0 {
+            log::warn!("shutdown: {unfinished} connections still busy, giving up on them");
+        }
+        log::info!("client stopped");
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! Each connection runs on its own thread ([`super::connection`]) and reports its state
 //! changes here. The supervisor wakes on every change, and at least once a second, to
-//! open what is missing. While no connection is up it dials one at a time on its own
-//! thread, so an unreachable server is retried about once a second, not hammered.
+//! open what is missing. While no connection is up it dials one at a time. A failed dial
+//! waits before giving its place up: `reconnectdelay`, doubled at each failure in a row
+//! up to `reconnectmaxdelay`, times a random factor in [0.5, 1] so that many clients cut
+//! off together do not come back in step. An unreachable server is thus retried about
+//! once a second at most, never hammered, and a server that comes back is found within
+//! `reconnectmaxdelay`.
 
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use parking_lot::Mutex;
 use url::Url;
 
@@ -61,17 +65,33 @@ pub struct TargetPool {
     pub agent: ureq::Agent,
     counts: Mutex<Counts>,
     wake: (Sender<()>, Receiver<()>),
+    /// Disconnects when the client shuts down (see [`super::Client`]).
+    stop: Receiver<()>,
+    /// Dials failed in a row, for the back-off.
+    failures: Mutex<u32>,
 }
 
 impl TargetPool {
-    pub fn new(target: Url, config: Arc<ClientConfig>, agent: ureq::Agent) -> Arc<TargetPool> {
+    pub fn new(
+        target: Url,
+        config: Arc<ClientConfig>,
+        agent: ureq::Agent,
+        stop: Receiver<()>,
+    ) -> Arc<TargetPool> {
         Arc::new(TargetPool {
             target,
             config,
             agent,
             counts: Mutex::new(Counts::default()),
             wake: bounded(1),
+            stop,
+            failures: Mutex::new(0),
         })
+    }
+
+    /// Whether the client is shutting down.
+    pub fn stopping(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
     }
 
     /// Records a connection moving from one state to another and wakes the supervisor.
@@ -88,17 +108,28 @@ impl TargetPool {
         let _ = self.wake.0.try_send(());
     }
 
-    /// The supervisor: runs until `stop` receives or disconnects.
-    pub fn supervise(self: &Arc<Self>, stop: &Receiver<()>) {
+    /// The supervisor: runs until the client shuts down.
+    pub fn supervise(self: &Arc<Self>) {
         log::info!("connecting to {}", self.target);
         loop {
             for _ in 0..self.missing() {
                 self.spawn_connection();
             }
             crossbeam_channel::select! {
-                recv(stop) -> _ => return,
+                recv(self.stop) -> _ => return,
                 recv(self.wake.1) -> _ => {},
                 default(CHECK_INTERVAL) => {},
+            }
+        }
+    }
+
+    /// Waits until every connection has closed, or `deadline`. Returns how many are
+    /// still open.
+    pub fn wait_closed(&self, deadline: Instant) -> usize {
+        loop {
+            let open = self.counts.lock().total();
+            if open == 0 || self.wake.1.recv_deadline(deadline).is_err() {
+                return open;
             }
         }
     }
@@ -137,16 +168,82 @@ impl TargetPool {
         };
         match dial::dial(&self.target, &self.config.secret_key, &greeting) {
             Ok(ws) => {
+                let failed = std::mem::take(&mut *self.failures.lock());
+                if failed > 0 {
+                    log::info!(
+                        "connected to {} after {failed} failed attempts",
+                        self.target
+                    );
+                }
                 log::debug!("connected to {}", self.target);
                 self.set_state(State::Connecting, State::Idle);
                 connection::serve(&self, ws);
             }
             Err(e) => {
-                log::warn!("{e}");
-                // Stay counted as connecting a moment, so that the retry waits.
-                thread::sleep(CHECK_INTERVAL);
+                let (failures, delay) = self.next_delay();
+                // Every failure until the second, then fewer: an outage logs a handful of
+                // lines, not one a second.
+                if failures.is_power_of_two() {
+                    log::warn!(
+                        "{e} (attempt {failures}, retrying in {} ms)",
+                        delay.as_millis()
+                    );
+                } else {
+                    log::debug!("{e} (attempt {failures})");
+                }
+                // Stay counted as connecting while waiting, so that no other dial starts;
+                // a shutdown cuts the wait short.
+                let _ = self.stop.recv_timeout(delay);
                 self.set_state(State::Connecting, State::Gone);
             }
         }
+    }
+
+    /// Counts one more failed dial and returns the count and the wait before the next.
+    fn next_delay(&self) -> (u32, Duration) {
+        let failures = {
+            let mut failures = self.failures.lock();
+            *failures = failures.saturating_add(1);
+            *failures
+        };
+        let delay = backoff(
+            self.config.reconnect_delay,
+            self.config.reconnect_max_delay,
+            failures,
+            fastrand::f64(),
+        );
+        (failures, delay)
+    }
+}
+
+/// The wait after `failures` failed dials in a row: `initial` doubled at each failure
+/// after the first, capped at `max`, scaled by `0.5 + random / 2` (`random` in [0, 1)).
+pub fn backoff(initial: Duration, max: Duration, failures: u32, random: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(30);
+    let base = initial.saturating_mul(1 << doublings).min(max);
+    base.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let ms = Duration::from_millis;
+        let full = |n| backoff(ms(100), ms(1000), n, 1.0);
+        let waits: Vec<_> = (1..=6).map(full).collect();
+        assert_eq!(
+            waits,
+            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
+        assert_eq!(backoff(ms(100), ms(1000), 3, 0.0), ms(200), "half at least");
+        assert_eq!(
+            backoff(ms(100), ms(1000), u32::MAX, 0.5),
+            ms(750),
+            "no overflow"
+        );
+        assert_eq!(backoff(ms(100), ms(100), 1, 2.0), ms(100), "random clamped");
     }
 }

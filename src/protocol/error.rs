@@ -51,6 +51,17 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// Whether this is a time-out on the WebSocket: the peer said nothing, or read
+    /// nothing, for too long. (A time-out reading a body source is the source's.)
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Io(e) => super::ws::is_timeout_kind(e.kind()),
+            _ => false,
+        }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -61,18 +61,27 @@ impl RequestHead {
     /// HTTP token, an invalid header, or a `ContentLength` below -1.
     pub fn parse(json: &str) -> Result<RequestHead, Error> {
         let head: RequestHead = from_json("request head", json)?;
-        if !is_token(&head.method) {
+        head.validate()?;
+        Ok(head)
+    }
+
+    /// Checks what [`parse`](Self::parse) checks, for a head built from a caller's
+    /// request: the peer must never receive what we would refuse ourselves.
+    ///
+    /// # Errors
+    /// [`Error::Head`] naming the bad method, URL, header or length.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !is_token(&self.method) {
             return Err(Error::Head(format!(
                 "method {:?} is not a token",
-                head.method
+                self.method
             )));
         }
-        if head.url.is_empty() {
+        if self.url.is_empty() {
             return Err(Error::Head("empty URL".into()));
         }
-        check_length(head.content_length)?;
-        check_headers(&head.header)?;
-        Ok(head)
+        check_length(self.content_length)?;
+        check_headers(&self.header)
     }
 
     /// The body length when known.

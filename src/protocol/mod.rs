@@ -28,4 +28,4 @@ pub mod ws;
 pub use error::Error;
 pub use greeting::Greeting;
 pub use head::{RequestHead, ResponseHead};
-pub use ws::{BodyReader, Role, WsConn};
+pub use ws::{Awaited, BodyReader, Idle, Role, WsConn};

@@ -27,6 +27,9 @@ pub const BODY_FRAME_LEN: usize = 64 * 1024;
 pub const READ_BUFFER_LEN: usize = 8 * 1024;
 /// RFC 6455 §5.5: control frames carry at most 125 payload bytes.
 pub const MAX_CONTROL_PAYLOAD: u64 = 125;
+/// Most control frames accepted in a row, between two data frames or in one idle check.
+/// A peer pinging every few seconds sends a handful; thousands in a row are a flood.
+pub const MAX_CONTROL_RUN: usize = 1000;
 /// Buffered output is written out once it grows past this, even before a flush.
 const WRITE_THRESHOLD: usize = 64 * 1024;
 
@@ -37,6 +40,28 @@ pub enum Role {
     Server,
     /// Dialed the connection: sends masked frames, expects unmasked ones.
     Client,
+}
+
+/// What [`WsConn::await_message`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaited {
+    /// A data message starts: its first frame is next.
+    Message,
+    /// A control frame came and was handled (a ping answered): the peer is alive.
+    Control,
+    /// The peer closed the connection (close frame or end of stream).
+    Closed,
+}
+
+/// What [`WsConn::check_idle`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// Nothing arrived since the last check.
+    Quiet,
+    /// Control frames (or part of one) arrived: the peer is alive.
+    Heard,
+    /// End of stream, a socket error, a close frame, or a data frame nobody asked for.
+    Gone,
 }
 
 /// The decoded header of one frame whose payload is still on the socket.
@@ -76,44 +101,69 @@ impl<S: Read + Write> WsConn<S> {
         self.io.get_ref()
     }
 
-    /// Waits until the peer sends something, without consuming it. Returns `false` at end
-    /// of stream. A socket read time-out surfaces as an `Err` and leaves nothing half-read,
-    /// which makes this the place to wait for the next message while idle.
-    pub fn wait_readable(&mut self) -> io::Result<bool> {
-        Ok(!self.io.fill_buf()?.is_empty())
+    /// Waits for the next data message while idle, answering the control frames that come
+    /// first, one per call. Nothing of a data frame is consumed, so a [`Awaited::Message`]
+    /// is followed by [`read_text`](Self::read_text) or [`body_reader`](Self::body_reader).
+    ///
+    /// # Errors
+    /// A socket read time-out while nothing had arrived is returned as [`Error::Io`] with
+    /// its kind (`WouldBlock` or `TimedOut`, see [`Error::is_timeout`]) and leaves the
+    /// connection as it was; any other error leaves it unusable.
+    pub fn await_message(&mut self) -> Result<Awaited, Error> {
+        let first = match self.io.fill_buf()? {
+            [] => return Ok(Awaited::Closed),
+            [first, ..] => *first,
+        };
+        if first & 0x08 == 0 {
+            return Ok(Awaited::Message);
+        }
+        // A control frame: its few remaining bytes must follow at once; a time-out in
+        // its middle would leave us inside a frame, so it is no plain time-out.
+        let frame = self.read_frame_header().map_err(mid_frame)?;
+        match self.handle_control(frame) {
+            Ok(()) => Ok(Awaited::Control),
+            Err(Error::Closed) => Ok(Awaited::Closed),
+            Err(e) => Err(mid_frame(e)),
+        }
     }
 
     /// Answers the control frames that arrived while the connection sat idle, and tells
     /// whether the peer is still there. Call it with the socket in non-blocking mode: it
-    /// reads only what has already arrived, and only whole frames. `false` for end of
-    /// stream, a socket error, a close frame, or a data frame nobody asked for.
-    pub fn check_idle(&mut self) -> bool {
-        loop {
+    /// reads only what has already arrived, and only whole frames, at most
+    /// [`MAX_CONTROL_RUN`] of them (a flood waits for the next check).
+    pub fn check_idle(&mut self) -> Idle {
+        let mut heard = Idle::Quiet;
+        for _ in 0..MAX_CONTROL_RUN {
             let pending = match self.io.fill_buf() {
-                Ok([]) => return false,
+                Ok([]) => return Idle::Gone,
                 Ok(pending) => pending,
-                Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return heard,
+                Err(_) => return Idle::Gone,
             };
             let mut cursor = Cursor::new(pending);
             let complete = match FrameHeader::parse(&mut cursor) {
                 Ok(Some((header, len))) => match header.opcode {
                     OpCode::Control(_) => cursor.position() + len <= pending.len() as u64,
-                    OpCode::Data(_) => return false,
+                    OpCode::Data(_) => return Idle::Gone,
                 },
                 Ok(None) => false,
-                Err(_) => return false,
+                Err(_) => return Idle::Gone,
             };
             if !complete {
-                // Part of a frame: cannot tell yet; the exchange will find out.
-                return true;
+                // Part of a frame, the rest not read yet: nothing proven. (The buffer
+                // refills only once empty, so a frame cut at its end stays cut; a peer
+                // queueing over 8 KiB of control frames is flooding, and is let die.)
+                return heard;
             }
             let handled = self
                 .read_frame_header()
                 .and_then(|frame| self.handle_control(frame));
             if handled.is_err() {
-                return false;
+                return Idle::Gone;
             }
+            heard = Idle::Heard;
         }
+        heard
     }
 
     /// Reads a whole text message of at most `limit` bytes (a head or a greeting).
@@ -282,14 +332,19 @@ impl<S: Read + Write> WsConn<S> {
     }
 
     /// Reads frame headers until a data frame comes, answering control frames on the way.
+    /// More than [`MAX_CONTROL_RUN`] control frames in a row is a flood, not a peer
+    /// keeping a connection alive, and is refused rather than answered forever.
     fn next_data_frame(&mut self) -> Result<FrameInfo, Error> {
-        loop {
+        for _ in 0..=MAX_CONTROL_RUN {
             let frame = self.read_frame_header()?;
             if let OpCode::Data(_) = frame.opcode {
                 return Ok(frame);
             }
             self.handle_control(frame)?;
         }
+        Err(Error::Framing(format!(
+            "more than {MAX_CONTROL_RUN} control frames in a row (ping flood)"
+        )))
     }
 
     /// Reads a control frame's payload and acts on it: a ping is answered with a pong, a
@@ -450,6 +505,21 @@ impl<S: Read + Write> Read for BodyReader<'_, S> {
         }
         Ok(n)
     }
+}
+
+/// An error met inside a control frame: even a time-out leaves the stream mid-frame.
+fn mid_frame(e: Error) -> Error {
+    match e {
+        Error::Io(e) if is_timeout_kind(e.kind()) => {
+            Error::Framing(format!("control frame cut short: {e}"))
+        }
+        other => other,
+    }
+}
+
+/// Whether an I/O error kind is a socket time-out (Linux reports `WouldBlock`).
+pub fn is_timeout_kind(kind: io::ErrorKind) -> bool {
+    matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// Reads once into `buf`, retrying on `Interrupted`.

@@ -2,7 +2,12 @@
 //!
 //! tiny_http accepts connections and parses requests; [`Server::run`] hands each request
 //! to a thread of its own, which runs one of the handlers below to the end. Shared state
-//! is the immutable [`ServerConfig`] and the [`pool::Hub`] of registered connections.
+//! is the immutable [`ServerConfig`] and the [`pool::Hub`] of registered connections. A
+//! housekeeping thread pings idle connections and closes those beyond the pool sizes.
+//!
+//! Shutdown is graceful: the listener closes first, requests still arriving on open
+//! connections are answered 503, in-flight ones get `shutdowntimeout` to finish, and the
+//! idle WebSockets are closed with a close frame.
 //!
 //! - [`register`]: `/register`, a client offers a WebSocket.
 //! - [`request`]: `/request`, checks and dispatch.
@@ -21,9 +26,10 @@ pub mod socket;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use tiny_http::{Header, Response};
@@ -38,6 +44,8 @@ pub const THREAD_STACK_SIZE: usize = 256 * 1024;
 pub const STATUS_PROXY_ERROR: u16 = 526;
 /// How often idle connections beyond a client's pool size are looked for (Go: 5 s).
 pub const CLEAN_UP_INTERVAL: Duration = Duration::from_secs(5);
+/// During shutdown, how often the count of in-flight requests is looked at.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// What can stop the server or one of its handlers.
 #[derive(Debug)]
@@ -68,6 +76,24 @@ pub struct Shared {
     pub hub: Hub,
     /// The port we listen on, to find accepted sockets (see [`socket`]).
     pub local_port: u16,
+    /// Handler threads running, for the graceful shutdown to wait on.
+    in_flight: AtomicUsize,
+}
+
+/// Counts one handler thread as in flight for as long as it lives.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn new(shared: &Arc<Shared>) -> InFlight {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -110,9 +136,10 @@ impl Server {
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| Error::Start(e.to_string()))?;
         let shared = Shared {
+            hub: Hub::new(config.ping_timeout),
             config,
-            hub: Hub::default(),
             local_port: addr.port(),
+            in_flight: AtomicUsize::new(0),
         };
         Ok(Server {
             http: Arc::new(http),
@@ -135,34 +162,73 @@ impl Server {
         }
     }
 
-    /// Serves until shut down: each request on a thread of its own.
-    pub fn run(&self) {
-        let cleaner = self.spawn_cleaner();
+    /// Serves until shut down, each request on a thread of its own, then shuts down
+    /// gracefully (see the module doc).
+    pub fn run(self) {
+        let housekeeping = self.spawn_housekeeping();
         for request in self.http.incoming_requests() {
-            let shared = self.shared.clone();
+            let guard = InFlight::new(&self.shared);
             let spawned = thread::Builder::new()
                 .name("request".into())
                 .stack_size(THREAD_STACK_SIZE)
-                .spawn(move || route(&shared, request));
+                .spawn(move || route(&guard.0, request));
             if let Err(e) = spawned {
                 log::error!("cannot start a request thread: {e}");
             }
         }
+        self.drain();
         let _ = self.stop.0.try_send(());
-        if let Ok(handle) = cleaner {
+        if let Ok(handle) = housekeeping {
             let _ = handle.join();
         }
         self.shared.hub.close_idle();
+        log::info!("server stopped");
     }
 
-    fn spawn_cleaner(&self) -> io::Result<thread::JoinHandle<()>> {
+    /// Stops listening, then waits up to `shutdowntimeout` for in-flight requests, and
+    /// answers 503 to requests still coming on connections that were open.
+    fn drain(&self) {
+        self.http.stop_accepting();
+        let deadline = Instant::now() + self.shared.config.shutdown_timeout;
+        loop {
+            let in_flight = self.shared.in_flight.load(Ordering::SeqCst);
+            if in_flight == 0 {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                log::warn!("shutdown: {in_flight} requests still in flight, giving up on them");
+                return;
+            }
+            let wait = DRAIN_POLL.min(deadline - now);
+            if let Ok(Some(request)) = self.http.recv_timeout(wait) {
+                let text = "wsp server is shutting down";
+                let _ = request.respond(text_response(503, text));
+            }
+        }
+    }
+
+    /// Pings idle connections every `pinginterval` and closes idle ones beyond the pool
+    /// sizes every [`CLEAN_UP_INTERVAL`], until the server stops.
+    fn spawn_housekeeping(&self) -> io::Result<thread::JoinHandle<()>> {
         let shared = self.shared.clone();
         let stop = self.stop.1.clone();
         thread::Builder::new()
-            .name("clean-up".into())
+            .name("housekeeping".into())
             .spawn(move || {
-                while stop.recv_timeout(CLEAN_UP_INTERVAL).is_err() {
-                    shared.hub.clean_up(shared.config.idle_timeout);
+                let config = &shared.config;
+                let mut next_ping = Instant::now() + config.ping_interval;
+                let mut next_clean = Instant::now() + CLEAN_UP_INTERVAL;
+                while stop.recv_deadline(next_ping.min(next_clean)).is_err() {
+                    let now = Instant::now();
+                    if now >= next_ping {
+                        shared.hub.ping_idle();
+                        next_ping = now + config.ping_interval;
+                    }
+                    if now >= next_clean {
+                        shared.hub.clean_up(config.idle_timeout);
+                        next_clean = now + CLEAN_UP_INTERVAL;
+                    }
                 }
             })
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::protocol::WsConn;
+use crate::protocol::{Idle, WsConn};
 
 /// The upgraded stream tiny_http gives for a `/register` request.
 pub type Stream = Box<dyn tiny_http::ReadWrite + Send>;
@@ -29,6 +29,8 @@ pub struct Connection {
     /// (tiny_http's upgraded stream hides it). `None` where it could not be found.
     pub socket: Option<TcpStream>,
     idle_since: Instant,
+    /// When the client was last heard from: a frame read while idle, or registration.
+    last_heard: Instant,
 }
 
 impl Connection {
@@ -39,21 +41,61 @@ impl Connection {
             client_id,
             socket,
             idle_since: Instant::now(),
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Sets how long the client may stay silent, and may leave our writes unread, in the
+    /// middle of an exchange: past that, reads and writes fail with a time-out.
+    pub fn set_exchange_timeout(&self, timeout: Duration) {
+        if let Some(socket) = &self.socket {
+            let _ = socket.set_read_timeout(Some(timeout));
+            let _ = socket.set_write_timeout(Some(timeout));
         }
     }
 
     /// Whether the client is still there: answers the pings that came in while the
-    /// connection sat idle, and spots a peer that closed or died. Without a socket handle
-    /// (see [`super::socket`]) it cannot look, and assumes so.
-    fn is_alive(&mut self) -> bool {
+    /// connection sat idle, spots a peer that closed or died, and one silent for longer
+    /// than `ping_timeout` (it no longer answers our pings). Without a socket handle (see
+    /// [`super::socket`]) it cannot look, and assumes so.
+    fn check(&mut self, ping_timeout: Duration) -> Result<(), String> {
         let Some(socket) = &self.socket else {
-            return true;
+            return Ok(());
         };
-        if socket.set_nonblocking(true).is_err() {
-            return false;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("socket unusable: {e}"))?;
+        let idle = self.ws.check_idle();
+        let restored = socket.set_nonblocking(false);
+        match idle {
+            Idle::Gone => return Err("closed by the client".into()),
+            Idle::Heard => self.last_heard = Instant::now(),
+            Idle::Quiet => {}
         }
-        let alive = self.ws.check_idle();
-        socket.set_nonblocking(false).is_ok() && alive
+        restored.map_err(|e| format!("socket unusable: {e}"))?;
+        let silent = self.last_heard.elapsed();
+        if silent > ping_timeout {
+            return Err(format!(
+                "no answer to pings for {} ms (pingtimeout {} ms)",
+                silent.as_millis(),
+                ping_timeout.as_millis()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the connection as [`Connection::check`] does, then pings it so that the
+    /// next check hears the pong. The ping goes out without blocking: a client whose
+    /// socket buffer is full is not answering anyway.
+    fn probe(&mut self, ping_timeout: Duration) -> Result<(), String> {
+        self.check(ping_timeout)?;
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
+        let _ = socket.set_nonblocking(true);
+        let pinged = self.ws.ping();
+        let _ = socket.set_nonblocking(false);
+        pinged.map_err(|e| format!("cannot ping: {e}"))
     }
 
     /// Ends the connection: a close frame, then the socket shut down.
@@ -75,9 +117,10 @@ pub enum AcquireError {
 }
 
 /// All clients' pools.
-#[derive(Default)]
 pub struct Hub {
     state: Mutex<State>,
+    /// An idle connection silent for longer than this is dead (`pingtimeout`).
+    ping_timeout: Duration,
 }
 
 #[derive(Default)]
@@ -97,6 +140,14 @@ struct ClientPool {
 }
 
 impl Hub {
+    /// An empty hub; idle connections silent for longer than `ping_timeout` are dead.
+    pub fn new(ping_timeout: Duration) -> Hub {
+        Hub {
+            state: Mutex::default(),
+            ping_timeout,
+        }
+    }
+
     /// Adds a freshly registered connection as idle (or hands it to a waiting request).
     pub fn add(&self, conn: Connection, announced_size: usize) {
         let mut state = self.state.lock();
@@ -128,13 +179,40 @@ impl Hub {
                 }
             };
             let mut lease = self.lease(idle);
-            if lease.conn().is_alive() {
-                return Ok(lease);
+            match lease.conn().check(self.ping_timeout) {
+                Ok(()) => return Ok(lease),
+                Err(why) => log::info!(
+                    "client {}: dropping an idle connection: {why}",
+                    lease.conn().client_id
+                ),
             }
-            log::info!(
-                "dropping a dead idle connection of client {}",
-                lease.conn().client_id
-            );
+        }
+    }
+
+    /// Pings every idle connection, and drops those found closed or silent for longer
+    /// than the ping time-out. Each is taken out of the pool while it is looked at, so
+    /// no request can use it meanwhile; waiting requests get them as they come back.
+    pub fn ping_idle(&self) {
+        let idle: Vec<Connection> = {
+            let mut state = self.state.lock();
+            state
+                .clients
+                .values_mut()
+                .flat_map(|pool| {
+                    pool.busy += pool.idle.len();
+                    pool.idle.drain(..)
+                })
+                .collect()
+        };
+        for mut conn in idle {
+            match conn.probe(self.ping_timeout) {
+                Ok(()) => self.state.lock().put_idle(conn),
+                Err(why) => {
+                    log::warn!("client {}: connection dead: {why}", conn.client_id);
+                    self.state.lock().discard(&conn.client_id);
+                    conn.close("no answer to pings");
+                }
+            }
         }
     }
 
@@ -170,11 +248,19 @@ impl Hub {
             let mut state = self.state.lock();
             let mut expired = Vec::new();
             for pool in state.clients.values_mut() {
-                // Oldest first: the idle vector is used as a stack, so its bottom is oldest.
-                while pool.idle.len() > pool.size
-                    && pool.idle[0].idle_since.elapsed() > idle_timeout
-                {
-                    expired.push(pool.idle.remove(0));
+                while pool.idle.len() > pool.size {
+                    let Some((oldest, conn)) = pool
+                        .idle
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, c)| c.idle_since)
+                    else {
+                        break;
+                    };
+                    if conn.idle_since.elapsed() <= idle_timeout {
+                        break;
+                    }
+                    expired.push(pool.idle.remove(oldest));
                 }
             }
             state
@@ -212,6 +298,12 @@ impl Hub {
 impl State {
     /// Moves a busy connection to idle, or straight to a waiting request.
     fn make_idle(&mut self, mut conn: Connection) {
+        conn.idle_since = Instant::now();
+        self.put_idle(conn);
+    }
+
+    /// Hands a connection to a waiting request, or puts it in its client's idle vector.
+    fn put_idle(&mut self, mut conn: Connection) {
         while let Some(waiter) = self.waiters.pop_front() {
             match waiter.try_send(conn) {
                 Ok(()) => return,
@@ -220,7 +312,6 @@ impl State {
         }
         if let Some(pool) = self.clients.get_mut(&conn.client_id) {
             pool.busy = pool.busy.saturating_sub(1);
-            conn.idle_since = Instant::now();
             pool.idle.push(conn);
         }
     }

@@ -2,8 +2,9 @@
 //! caller.
 //!
 //! The caller always gets an HTTP answer: 526 with the error text when the exchange fails
-//! before the response head, and a cut connection when it fails mid-body (the only honest
-//! signal left once a status line has gone out). The connection goes back to the pool
+//! before the response head (504 when the client stayed silent past `requesttimeout`),
+//! and a cut connection when it fails mid-body (the only honest signal left once a
+//! status line has gone out). The connection goes back to the pool
 //! only when its exchange ended exactly at a message boundary; otherwise it is dropped.
 
 use tiny_http::{HTTPVersion, Method, Request};
@@ -13,6 +14,7 @@ use super::respond::{self, SendError, Sent};
 use super::{socket, text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
+use crate::protocol::ws::is_timeout_kind;
 use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
 
 /// Most body bytes read and thrown away to bring a connection back to a message boundary
@@ -40,6 +42,9 @@ pub fn relay(
     mut request: Request,
 ) -> Outcome {
     let client_id = lease.conn().client_id.clone();
+    lease
+        .conn()
+        .set_exchange_timeout(shared.config.request_timeout);
     let response_head = match send_request(&mut lease.conn().ws, head, &mut request) {
         Ok(h) => h,
         Err((stage, e)) => {
@@ -47,8 +52,8 @@ pub fn relay(
             if is_replayable(head, stage, &e) {
                 return Outcome::Retry(request);
             }
-            let text = format!("Unable to relay request: {e}");
-            let _ = request.respond(text_response(STATUS_PROXY_ERROR, &text));
+            let (status, text) = failure(shared, &client_id, &e);
+            let _ = request.respond(text_response(status, &text));
             return Outcome::Answered;
         }
     };
@@ -105,6 +110,29 @@ fn stream_response(
     }
 }
 
+/// The status and text the caller gets for an exchange that failed before a response
+/// head: whose fault it was, in words.
+fn failure(shared: &Shared, client_id: &str, error: &Error) -> (u16, String) {
+    match error {
+        Error::BodySource(e) if is_timeout_kind(e.kind()) => (
+            408,
+            "wsp server: the request body stopped coming from the caller".into(),
+        ),
+        Error::BodySource(e) => (
+            400,
+            format!("wsp server: reading the request body from the caller failed: {e}"),
+        ),
+        e if e.is_timeout() => (
+            504,
+            format!(
+                "wsp server: no answer from client {client_id} within {} ms (requesttimeout)",
+                shared.config.request_timeout.as_millis()
+            ),
+        ),
+        e => (STATUS_PROXY_ERROR, format!("Unable to relay request: {e}")),
+    }
+}
+
 /// Where a failed exchange stood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -114,9 +142,14 @@ enum Stage {
 
 /// Safe to send again elsewhere: nothing of the caller's body was consumed, and either
 /// the request never got out, or it is idempotent and the connection simply died
-/// (closed or reset) before any answer.
+/// (closed or reset) before any answer. A time-out is no death: the client may be busy
+/// performing the request, and sending it again would double the work and the wait.
 fn is_replayable(head: &RequestHead, stage: Stage, error: &Error) -> bool {
-    let connection_lost = matches!(error, Error::Closed | Error::Io(_));
+    let connection_lost = match error {
+        Error::Closed => true,
+        Error::Io(_) => !error.is_timeout(),
+        _ => false,
+    };
     head.body_len() == Some(0)
         && connection_lost
         && (stage == Stage::Sending || IDEMPOTENT.contains(&head.method.as_str()))

@@ -28,6 +28,11 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
         Ok(head) => head,
         Err(text) => return refuse(request, text),
     };
+    if let Err(e) = head.validate() {
+        let text = format!("Bad request: {e}");
+        let _ = request.respond(text_response(400, &text));
+        return;
+    }
     if let Err(denied) = shared
         .config
         .rules
@@ -64,13 +69,31 @@ fn request_head(request: &Request) -> Result<RequestHead, &'static str> {
     let destination = super::request_header(request, DESTINATION_HEADER)
         .filter(|d| !d.is_empty())
         .ok_or("Missing X-PROXY-DESTINATION header")?;
-    url::Url::parse(&destination).map_err(|_| "Unable to parse X-PROXY-DESTINATION header")?;
+    check_destination(&destination)?;
     Ok(RequestHead {
         method: request.method().as_str().to_string(),
         url: destination,
         header: with_forwarded_for(forwarded_headers(request), request.remote_addr()),
         content_length: content_length(request),
     })
+}
+
+/// Refuses a destination the client could not or should not call: not an absolute
+/// URL, another scheme than http(s), credentials in the URL (they would travel in the
+/// JSON head and the logs; send an `Authorization` header instead), or no host.
+fn check_destination(destination: &str) -> Result<(), &'static str> {
+    let url =
+        url::Url::parse(destination).map_err(|_| "Unable to parse X-PROXY-DESTINATION header")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("X-PROXY-DESTINATION must be an http:// or https:// URL");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("X-PROXY-DESTINATION must not contain user:password@");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("X-PROXY-DESTINATION has no host");
+    }
+    Ok(())
 }
 
 /// The caller's headers in Go's form, without `Host` (the client sets it from the URL)
@@ -118,4 +141,29 @@ fn with_forwarded_for(mut headers: Headers, caller: Option<&SocketAddr>) -> Head
         }
     }
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_destination;
+
+    #[test]
+    fn destinations_are_checked() {
+        for ok in ["http://api:8080/x?y=1", "https://10.0.0.1/", "HTTP://Api/"] {
+            assert_eq!(check_destination(ok), Ok(()), "{ok}");
+        }
+        let refused = [
+            ("/relative/path", "Unable to parse"),
+            ("api:8080/x", "must be an http"),
+            ("ftp://api/file", "must be an http"),
+            ("file:///etc/passwd", "must be an http"),
+            ("http://user:pw@api/", "must not contain user:password@"),
+            ("http://user@api/", "must not contain user:password@"),
+            ("http://", "Unable to parse"),
+        ];
+        for (bad, why) in refused {
+            let got = check_destination(bad).err().unwrap_or_default();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
+    }
 }

@@ -98,10 +98,22 @@ fn refused_upstream_connection_is_527() {
 }
 
 #[test]
-fn unsupported_scheme_is_527() {
+fn destinations_a_client_cannot_call_are_refused_by_the_server() {
     let stack = Stack::start(&[], &[]);
-    let reply = relay(&stack.server, "GET", "ftp://127.0.0.1/x", &[], None);
-    assert_527_mentions(&reply, &["ftp", "scheme"]);
+    let refused = [
+        (
+            "ftp://127.0.0.1/x",
+            "X-PROXY-DESTINATION must be an http:// or https:// URL",
+        ),
+        ("/hello", "Unable to parse X-PROXY-DESTINATION header"),
+        (
+            "http://user:secret@127.0.0.1/x",
+            "X-PROXY-DESTINATION must not contain user:password@",
+        ),
+    ];
+    for (destination, text) in refused {
+        assert_526(&relay(&stack.server, "GET", destination, &[], None), text);
+    }
     assert_eq!(stack.relay("GET", "/hello", &[], None).status, 200);
 }
 

@@ -248,13 +248,13 @@ fn mask_is_applied_at_any_offset() {
 }
 
 /// A stream that has some bytes ready, then would block (a non-blocking idle socket).
-struct Idle {
+struct IdleStream {
     ready: Cursor<Vec<u8>>,
     eof: bool,
     output: Vec<u8>,
 }
 
-impl Read for Idle {
+impl Read for IdleStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.ready.read(buf)? {
             0 if !self.eof => Err(io::ErrorKind::WouldBlock.into()),
@@ -263,7 +263,7 @@ impl Read for Idle {
     }
 }
 
-impl Write for Idle {
+impl Write for IdleStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.output.extend_from_slice(buf);
         Ok(buf.len())
@@ -273,8 +273,8 @@ impl Write for Idle {
     }
 }
 
-fn idle(ready: Vec<u8>, eof: bool) -> WsConn<Idle> {
-    let stream = Idle {
+fn idle(ready: Vec<u8>, eof: bool) -> WsConn<IdleStream> {
+    let stream = IdleStream {
         ready: Cursor::new(ready),
         eof,
         output: Vec::new(),
@@ -287,32 +287,96 @@ fn idle_check_answers_pings_and_spots_dead_peers() {
     let mut pings = frame(0x89, b"a", true);
     pings.extend(frame(0x89, b"b", true));
     let mut ws = idle(pings.clone(), false);
-    assert!(ws.check_idle(), "pings only: alive");
+    assert_eq!(ws.check_idle(), Idle::Heard, "pings only: alive");
     let mut pongs = frame(0x8A, b"a", false);
     pongs.extend(frame(0x8A, b"b", false));
     assert_eq!(ws.io.get_ref().output, pongs);
+    assert_eq!(ws.check_idle(), Idle::Quiet, "nothing new since");
 
-    assert!(
-        idle(Vec::new(), false).check_idle(),
-        "nothing pending: alive"
-    );
-    assert!(!idle(Vec::new(), true).check_idle(), "end of stream: dead");
-    assert!(
-        !idle(pings, true).check_idle(),
-        "pings then end of stream: dead"
-    );
-    assert!(
-        !idle(frame(0x88, &[3, 232], true), false).check_idle(),
-        "close: dead"
-    );
-    assert!(
-        !idle(frame(0x82, b"x", true), false).check_idle(),
-        "unasked data: dead"
-    );
+    let cases = [
+        (Vec::new(), false, Idle::Quiet, "nothing pending"),
+        (Vec::new(), true, Idle::Gone, "end of stream"),
+        (pings, true, Idle::Gone, "pings then end of stream"),
+        (frame(0x88, &[3, 232], true), false, Idle::Gone, "close"),
+        (frame(0x82, b"x", true), false, Idle::Gone, "unasked data"),
+    ];
+    for (ready, eof, want, what) in cases {
+        assert_eq!(idle(ready, eof).check_idle(), want, "{what}");
+    }
     let mut partial = frame(0x89, b"abc", true);
     partial.truncate(3);
+    assert_eq!(idle(partial, false).check_idle(), Idle::Quiet, "partial");
+}
+
+#[test]
+fn idle_check_handles_a_flood_in_bounded_bites() {
+    let flood: Vec<u8> = (0..MAX_CONTROL_RUN * 2 + 5)
+        .flat_map(|_| frame(0x89, b"", true))
+        .collect();
+    let mut ws = idle(flood, false);
+    let pong_len = frame(0x8A, b"", false).len();
+    assert_eq!(ws.check_idle(), Idle::Heard);
+    assert_eq!(ws.io.get_ref().output.len(), MAX_CONTROL_RUN * pong_len);
+    // The rest of the 8 KiB buffer, up to a frame cut at its end, which stays unread.
+    assert_eq!(ws.check_idle(), Idle::Heard);
+    let in_buffer = READ_BUFFER_LEN / frame(0x89, b"", true).len();
+    assert_eq!(ws.io.get_ref().output.len(), in_buffer * pong_len);
+    assert_eq!(ws.check_idle(), Idle::Quiet);
+}
+
+#[test]
+fn a_ping_flood_before_a_message_is_refused() {
+    let mut wire: Vec<u8> = (0..=MAX_CONTROL_RUN)
+        .flat_map(|_| frame(0x89, b"", true))
+        .collect();
+    wire.extend(frame(0x81, b"{}", true));
+    let msg = read_error(wire, Role::Server, false);
+    assert!(msg.contains("ping flood"), "{msg}");
+    // One fewer and the message is read.
+    let mut wire: Vec<u8> = (0..MAX_CONTROL_RUN)
+        .flat_map(|_| frame(0x89, b"", true))
+        .collect();
+    wire.extend(frame(0x81, b"{}", true));
+    let mut ws = conn(wire, Role::Server);
+    assert_eq!(ws.read_text(10, "a head").unwrap(), "{}");
+}
+
+#[test]
+fn await_message_handles_control_frames_one_at_a_time() {
+    let mut wire = frame(0x89, b"p", false);
+    wire.extend(frame(0x8A, b"", false));
+    wire.extend(frame(0x81, b"{}", false));
+    let mut ws = conn(wire, Role::Client);
+    assert_eq!(ws.await_message().unwrap(), Awaited::Control);
+    assert_eq!(ws.await_message().unwrap(), Awaited::Control);
+    assert_eq!(ws.await_message().unwrap(), Awaited::Message);
+    assert_eq!(
+        ws.await_message().unwrap(),
+        Awaited::Message,
+        "not consumed"
+    );
+    assert_eq!(ws.read_text(10, "a head").unwrap(), "{}");
+    assert_eq!(
+        ws.await_message().unwrap(),
+        Awaited::Closed,
+        "end of stream"
+    );
+    let pong = written_by(Role::Client, |ws| {
+        ws.write_frame(OpCode::Control(Control::Pong), true, b"p")
+            .unwrap()
+    });
+    assert_eq!(ws.io.get_ref().output.len(), pong.len());
+
+    let mut ws = conn(frame(0x88, &[3, 233], false), Role::Client);
+    assert_eq!(ws.await_message().unwrap(), Awaited::Closed, "close frame");
+    let mut ws = idle(Vec::new(), false);
+    let err = ws.await_message().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let mut cut = frame(0x89, b"abc", true);
+    cut.truncate(3);
+    let err = idle(cut, false).await_message().unwrap_err();
     assert!(
-        idle(partial, false).check_idle(),
-        "partial frame: cannot tell"
+        !err.is_timeout(),
+        "a time-out mid-frame is no plain time-out"
     );
 }

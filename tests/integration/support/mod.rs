@@ -176,7 +176,8 @@ pub fn caller() -> ureq::Agent {
     ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
+        // Generous: a 1 GiB body through debug builds on a loaded machine takes a while.
+        .timeout_global(Some(Duration::from_secs(240)))
         .build()
         .into()
 }

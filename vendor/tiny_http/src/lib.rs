@@ -418,9 +418,14 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+impl Server {
+    /// wsp patch: closes the listening socket (the accept thread ends) while requests
+    /// already read, and those still coming on open connections, can be received.
+    /// This is the first step of a graceful shutdown. Calling it again does nothing.
+    pub fn stop_accepting(&self) {
+        if self.close.swap(true, Relaxed) {
+            return;
+        }
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
@@ -434,6 +439,12 @@ impl Drop for Server {
         if let Ok(stream) = maybe_stream {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_accepting();
 
         #[cfg(unix)]
         if let ListenAddr::Unix(addr) = &self.listening_addr {
