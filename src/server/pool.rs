@@ -16,6 +16,11 @@ use parking_lot::Mutex;
 
 use crate::protocol::{Idle, WsConn};
 
+/// Close code for a connection closed because it is not needed (RFC 6455: normal).
+const CLOSE_NORMAL: u16 = 1000;
+/// Close code for a connection closed because we give it up (RFC 6455: going away).
+const CLOSE_GOING_AWAY: u16 = 1001;
+
 /// The upgraded stream tiny_http gives for a `/register` request.
 pub type Stream = Box<dyn tiny_http::ReadWrite + Send>;
 
@@ -98,9 +103,10 @@ impl Connection {
         pinged.map_err(|e| format!("cannot ping: {e}"))
     }
 
-    /// Ends the connection: a close frame, then the socket shut down.
-    fn close(mut self, reason: &str) {
-        self.ws.close(1000, reason);
+    /// Ends the connection: a close frame with `code` (RFC 6455 §7.4), then the socket
+    /// shut down.
+    fn close(mut self, code: u16, reason: &str) {
+        self.ws.close(code, reason);
         if let Some(socket) = &self.socket {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
@@ -210,7 +216,7 @@ impl Hub {
                 Err(why) => {
                     log::warn!("client {}: connection dead: {why}", conn.client_id);
                     self.state.lock().discard(&conn.client_id);
-                    conn.close("no answer to pings");
+                    conn.close(CLOSE_GOING_AWAY, "no answer to pings");
                 }
             }
         }
@@ -275,7 +281,7 @@ impl Hub {
             );
         }
         for conn in expired {
-            conn.close("idle");
+            conn.close(CLOSE_NORMAL, "idle");
         }
     }
 
@@ -290,7 +296,7 @@ impl Hub {
                 .collect()
         };
         for conn in idle {
-            conn.close("server shutting down");
+            conn.close(CLOSE_GOING_AWAY, "server shutting down");
         }
     }
 }

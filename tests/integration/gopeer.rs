@@ -69,22 +69,12 @@ fn read_binary(ws: &mut WebSocket<TcpStream>) -> Vec<u8> {
     }
 }
 
-/// Registers one connection to `server` the way the Go client does, with `greeting`.
-fn register_go_client(server: &Server, greeting: &str) -> WebSocket<TcpStream> {
-    let uri = server.register_url().parse().expect("register URI");
-    let request = tungstenite::ClientRequestBuilder::new(uri).with_header("X-SECRET-KEY", SECRET);
-    let stream = TcpStream::connect(server.addr).expect("connect");
-    let (mut ws, _) = tungstenite::client(request, stream).expect("handshake");
-    ws.send(Message::Text(greeting.into())).expect("greeting");
-    ws
-}
-
 /// A Go-like client registered to our server, answering one request with a `BODY_LEN`
 /// download in small frames.
 #[test]
 fn server_streams_a_response_body_from_go_framing() {
     let server = Server::start(&[]);
-    let mut ws = register_go_client(&server, "go_client_with_underscores_1");
+    let mut ws = register_peer(&server, "go_client_with_underscores_1");
     let peer = thread::spawn(move || {
         let head = read_text(&mut ws);
         assert!(head.contains("\"Method\":\"GET\""), "{head}");
@@ -163,7 +153,7 @@ fn client_streams_a_request_body_from_go_framing() {
 #[test]
 fn first_bytes_reach_the_caller_before_the_body_ends() {
     let server = Server::start(&[]);
-    let mut ws = register_go_client(&server, "slow_1");
+    let mut ws = register_peer(&server, "slow_1");
     let (seen_tx, seen_rx) = crossbeam_channel::bounded::<()>(1);
     let peer = thread::spawn(move || {
         read_text(&mut ws);

@@ -6,6 +6,7 @@ mod support;
 mod bodies;
 mod config;
 mod errors;
+mod faults;
 mod gopeer;
 mod pools;
 mod reconnect;

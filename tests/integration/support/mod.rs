@@ -399,3 +399,53 @@ impl Echo {
             .collect()
     }
 }
+
+/// Registers one WebSocket to `server` the way the Go client does (tungstenite, the test
+/// secret), and sends `greeting`.
+pub fn register_peer(
+    server: &Server,
+    greeting: &str,
+) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let uri = server.register_url().parse().expect("register URI");
+    let request = tungstenite::ClientRequestBuilder::new(uri).with_header("X-SECRET-KEY", SECRET);
+    let stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    let (mut ws, _) = tungstenite::client(request, stream).expect("handshake");
+    ws.send(tungstenite::Message::Text(greeting.into()))
+        .expect("greeting");
+    ws
+}
+
+/// Sends signal `name` (`TERM`, `STOP`, `CONT`...) to `pid`, through the shell's `kill`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{name} {pid}")])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// How many file descriptors `pid` has open.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or_else(|e| panic!("no fds for pid {pid}: {e}"))
+}
+
+/// How many threads `pid` runs.
+pub fn thread_count(pid: u32) -> u64 {
+    status_field(pid, "Threads:")
+}
+
+/// CPU time `pid` used so far (user + system), in clock ticks (usually 1/100 s).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    match (field(11), field(12)) {
+        (Some(user), Some(system)) => user + system,
+        _ => panic!("unreadable /proc/{pid}/stat: {stat:?}"),
+    }
+}
