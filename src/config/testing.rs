@@ -33,3 +33,25 @@ impl Drop for TempFile {
 
 /// A path that does not exist, for "cannot read" errors.
 pub(crate) const MISSING: &str = "/nonexistent/wsp-unit/key";
+
+/// `text` with the commented-out `# key : value` lines made live, except `skip`, and the
+/// keys so uncommented: checks that an example file's commented keys parse.
+pub(crate) fn uncomment_keys(text: &str, skip: &str) -> (String, Vec<String>) {
+    let mut keys = Vec::new();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| {
+            let Some(rest) = line.strip_prefix("# ") else {
+                return line;
+            };
+            match rest.split_once(" : ") {
+                Some((key, _)) if key != skip && key.chars().all(|c| c.is_ascii_lowercase()) => {
+                    keys.push(key.to_string());
+                    rest
+                }
+                _ => line,
+            }
+        })
+        .collect();
+    (lines.join("\n"), keys)
+}

@@ -1,7 +1,7 @@
 //! Unit tests of the client configuration: keys, flags, precedence and messages.
 
 use super::*;
-use crate::config::testing::{TempFile, MISSING};
+use crate::config::testing::{uncomment_keys, TempFile, MISSING};
 use crate::config::Environment;
 use crate::headers::Headers;
 use crate::rules::Denied;
@@ -497,4 +497,28 @@ fn secret_key_never_printed() {
     assert_eq!(config.secret_key.expose(), "hunter3");
     let printed = format!("{config:?} {flags:?}");
     assert!(!printed.contains("hunter"), "{printed}");
+}
+
+#[test]
+fn commented_keys_in_the_example_are_the_defaults() {
+    let (text, keys) = uncomment_keys(EXAMPLE, "secretkeyfile");
+    assert_eq!(
+        keys,
+        [
+            "requesttimeout",
+            "reconnectdelay",
+            "reconnectmaxdelay",
+            "pinginterval",
+            "pingtimeout",
+            "shutdowntimeout"
+        ]
+    );
+    let live = load(&text);
+    let defaults = ClientConfig::default();
+    assert_eq!(live.request_timeout, defaults.request_timeout);
+    assert_eq!(live.reconnect_delay, defaults.reconnect_delay);
+    assert_eq!(live.reconnect_max_delay, defaults.reconnect_max_delay);
+    assert_eq!(live.ping_interval, defaults.ping_interval);
+    assert_eq!(live.ping_timeout, defaults.ping_timeout);
+    assert_eq!(live.shutdown_timeout, defaults.shutdown_timeout);
 }
