@@ -7,7 +7,8 @@ use argh::FromArgs;
 use serde::Deserialize;
 use url::Url;
 
-use super::{parse_yaml, read_file, ConfigError, Sources};
+use super::secret_key::{choose_key, Environment, KeyOverrides};
+use super::{at_least, millis_or, parse_yaml, read_file, ConfigError, Sources};
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
 
@@ -34,6 +35,20 @@ pub struct RawClientConfig {
     pub poolmaxsize: Option<usize>,
     /// Key sent in `X-SECRET-KEY`.
     pub secretkey: Option<Secret>,
+    /// File holding that key, so it is not written here.
+    pub secretkeyfile: Option<String>,
+    /// Ms to wait for the internal API (head, and each read or write of a body).
+    pub requesttimeout: Option<u64>,
+    /// Ms before the first redial of a target after a failure.
+    pub reconnectdelay: Option<u64>,
+    /// Ms that the doubling wait between redials is capped at.
+    pub reconnectmaxdelay: Option<u64>,
+    /// Ms of silence after which an idle connection sends a ping.
+    pub pinginterval: Option<u64>,
+    /// Ms of silence after which an idle connection is dead.
+    pub pingtimeout: Option<u64>,
+    /// Ms that in-flight requests may take to finish on SIGTERM.
+    pub shutdowntimeout: Option<u64>,
     /// A request matching any of these is refused (527).
     pub blacklist: Option<Vec<RawRule>>,
     /// If not empty, a request must match one of these (else 527).
@@ -60,9 +75,36 @@ pub struct ClientFlags {
     /// most connections per target (default 100)
     #[argh(option)]
     pub pool_max_size: Option<usize>,
-    /// key sent to the servers in X-SECRET-KEY (default none)
+    /// key sent to the servers in X-SECRET-KEY (default none; visible in ps: prefer
+    /// --secret-key-file or WSP_SECRET_KEY)
     #[argh(option)]
     pub secret_key: Option<Secret>,
+    /// file holding the secret key (one trailing newline ignored); overrides
+    /// WSP_SECRET_KEY and the configuration file's key
+    #[argh(option)]
+    pub secret_key_file: Option<String>,
+    /// ms to wait for the internal API: its response head, and each read or write of a
+    /// body (default 50000)
+    #[argh(option)]
+    pub request_timeout: Option<u64>,
+    /// ms before the first redial of a target after a failure (default 100)
+    #[argh(option)]
+    pub reconnect_delay: Option<u64>,
+    /// ms that the doubling wait between redials is capped at; at least
+    /// --reconnect-delay (default 1000)
+    #[argh(option)]
+    pub reconnect_max_delay: Option<u64>,
+    /// ms of silence after which an idle connection sends a ping (default 30000)
+    #[argh(option)]
+    pub ping_interval: Option<u64>,
+    /// ms of silence after which an idle connection is dead; at least --ping-interval
+    /// (default 60000)
+    #[argh(option)]
+    pub ping_timeout: Option<u64>,
+    /// ms that in-flight requests may take to finish on SIGTERM; 0 stops at once
+    /// (default 30000)
+    #[argh(option)]
+    pub shutdown_timeout: Option<u64>,
     /// log level: error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -78,6 +120,13 @@ impl Default for ClientFlags {
             pool_idle_size: None,
             pool_max_size: None,
             secret_key: None,
+            secret_key_file: None,
+            request_timeout: None,
+            reconnect_delay: None,
+            reconnect_max_delay: None,
+            ping_interval: None,
+            ping_timeout: None,
+            shutdown_timeout: None,
             log_level: "info".to_string(),
         }
     }
@@ -155,16 +204,28 @@ impl ClientConfig {
     /// A [`ConfigError`] naming `origin` and the offending key.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw = parse_yaml(text, origin)?;
-        Self::from_raw(raw, &Sources::new(origin))
+        Self::from_raw(raw, &Sources::new(origin), KeyOverrides::default())
     }
 
-    /// Builds the configuration from the flags: defaults, then the `--config` file if
-    /// given, then each flag that is set (any `--target` replaces all the file's targets).
+    /// Builds the configuration from the flags and this process's environment: see
+    /// [`ClientConfig::from_flags_in`].
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
     pub fn from_flags(flags: &ClientFlags) -> Result<Self, ConfigError> {
+        Self::from_flags_in(flags, &Environment::from_process())
+    }
+
+    /// Builds the configuration from the flags: defaults, then the `--config` file if
+    /// given, then each flag that is set (any `--target` replaces all the file's targets).
+    /// The secret key is chosen among its sources (`env` among them) as
+    /// [`crate::config::secret_key`] describes.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
+    pub fn from_flags_in(flags: &ClientFlags, env: &Environment) -> Result<Self, ConfigError> {
         let (mut raw, mut sources) = match &flags.config {
             Some(path) => (RawClientConfig::load(path)?, Sources::new(path)),
             None => (RawClientConfig::default(), Sources::new("defaults")),
@@ -184,33 +245,121 @@ impl ClientConfig {
             max,
             ("poolmaxsize", "--pool-max-size"),
         );
-        let secret = flags.secret_key.as_ref();
-        sources.apply(&mut raw.secretkey, secret, ("secretkey", "--secret-key"));
-        Self::from_raw(raw, &sources)
+        apply_time_flags(&mut raw, &mut sources, flags);
+        let overrides = KeyOverrides {
+            flag: flags.secret_key.as_ref(),
+            flag_file: flags.secret_key_file.as_deref(),
+            env: env.secret_key.as_deref(),
+        };
+        Self::from_raw(raw, &sources, overrides)
     }
 
-    fn from_raw(raw: RawClientConfig, sources: &Sources) -> Result<Self, ConfigError> {
-        let defaults = ClientConfig::default();
-        let id = raw.id.unwrap_or(defaults.id);
-        check_id(&id).map_err(|reason| sources.invalid("id", reason))?;
-        let targets = raw.targets.unwrap_or(defaults.targets);
-        check_targets(&targets).map_err(|reason| sources.invalid("targets", reason))?;
-        let pool_idle_size = raw.poolidlesize.unwrap_or(defaults.pool_idle_size);
-        let pool_max_size = raw.poolmaxsize.unwrap_or(defaults.pool_max_size);
-        check_pool_sizes(pool_idle_size, pool_max_size, sources)?;
+    fn from_raw(
+        raw: RawClientConfig,
+        sources: &Sources,
+        overrides: KeyOverrides<'_>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = ClientConfig::default();
+        set_durations(&mut config, &raw, sources)?;
+        config.secret_key = choose_key(overrides, raw.secretkey, raw.secretkeyfile, sources)?;
+        config.id = raw.id.unwrap_or(config.id);
+        check_id(&config.id).map_err(|reason| sources.invalid("id", reason))?;
+        config.targets = raw.targets.unwrap_or(config.targets);
+        check_targets(&config.targets).map_err(|reason| sources.invalid("targets", reason))?;
+        config.pool_idle_size = raw.poolidlesize.unwrap_or(config.pool_idle_size);
+        config.pool_max_size = raw.poolmaxsize.unwrap_or(config.pool_max_size);
+        check_pool_sizes(config.pool_idle_size, config.pool_max_size, sources)?;
         let blacklist = raw.blacklist.unwrap_or_default();
         let whitelist = raw.whitelist.unwrap_or_default();
-        let rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
-        Ok(ClientConfig {
-            id,
-            targets,
-            pool_idle_size,
-            pool_max_size,
-            secret_key: raw.secretkey.unwrap_or_default(),
-            rules,
-            ..ClientConfig::default()
-        })
+        config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
+        Ok(config)
     }
+}
+
+/// Puts the time-out, back-off and liveness flags over the file's values.
+fn apply_time_flags(raw: &mut RawClientConfig, sources: &mut Sources, flags: &ClientFlags) {
+    let settings = [
+        (
+            &mut raw.requesttimeout,
+            flags.request_timeout,
+            "requesttimeout",
+            "--request-timeout",
+        ),
+        (
+            &mut raw.reconnectdelay,
+            flags.reconnect_delay,
+            "reconnectdelay",
+            "--reconnect-delay",
+        ),
+        (
+            &mut raw.reconnectmaxdelay,
+            flags.reconnect_max_delay,
+            "reconnectmaxdelay",
+            "--reconnect-max-delay",
+        ),
+        (
+            &mut raw.pinginterval,
+            flags.ping_interval,
+            "pinginterval",
+            "--ping-interval",
+        ),
+        (
+            &mut raw.pingtimeout,
+            flags.ping_timeout,
+            "pingtimeout",
+            "--ping-timeout",
+        ),
+        (
+            &mut raw.shutdowntimeout,
+            flags.shutdown_timeout,
+            "shutdowntimeout",
+            "--shutdown-timeout",
+        ),
+    ];
+    for (slot, value, key, flag) in settings {
+        sources.apply(slot, value.as_ref(), (key, flag));
+    }
+}
+
+/// Validates the time-out, back-off and liveness keys into `config`, which holds the
+/// defaults for the keys that are not set.
+fn set_durations(
+    config: &mut ClientConfig,
+    raw: &RawClientConfig,
+    sources: &Sources,
+) -> Result<(), ConfigError> {
+    let ms = |key, value, zero_ok, default| millis_or(sources, key, value, zero_ok, default);
+    let c = config;
+    c.request_timeout = ms(
+        "requesttimeout",
+        raw.requesttimeout,
+        false,
+        c.request_timeout,
+    )?;
+    c.reconnect_delay = ms(
+        "reconnectdelay",
+        raw.reconnectdelay,
+        false,
+        c.reconnect_delay,
+    )?;
+    let max = raw.reconnectmaxdelay;
+    c.reconnect_max_delay = ms("reconnectmaxdelay", max, false, c.reconnect_max_delay)?;
+    c.ping_interval = ms("pinginterval", raw.pinginterval, false, c.ping_interval)?;
+    c.ping_timeout = ms("pingtimeout", raw.pingtimeout, false, c.ping_timeout)?;
+    c.shutdown_timeout = ms(
+        "shutdowntimeout",
+        raw.shutdowntimeout,
+        true,
+        c.shutdown_timeout,
+    )?;
+    let delays = ("reconnectdelay", c.reconnect_delay);
+    at_least(
+        sources,
+        delays,
+        ("reconnectmaxdelay", c.reconnect_max_delay),
+    )?;
+    let ping = ("pinginterval", c.ping_interval);
+    at_least(sources, ping, ("pingtimeout", c.ping_timeout))
 }
 
 fn check_id(id: &str) -> Result<(), String> {
@@ -267,182 +416,4 @@ fn check_pool_sizes(idle: usize, max: usize, sources: &Sources) -> Result<(), Co
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::headers::Headers;
-    use crate::rules::Denied;
-
-    const EXAMPLE: &str = include_str!("../../examples/wsp_client.cfg");
-    const EXAMPLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsp_client.cfg");
-
-    fn load(text: &str) -> ClientConfig {
-        match ClientConfig::from_yaml(text, "wsp_client.cfg") {
-            Ok(config) => config,
-            Err(e) => panic!("config should load: {e}"),
-        }
-    }
-
-    fn error(text: &str) -> String {
-        match ClientConfig::from_yaml(text, "wsp_client.cfg") {
-            Ok(_) => String::new(),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    fn flags_error(flags: &ClientFlags) -> String {
-        match ClientConfig::from_flags(flags) {
-            Ok(_) => String::new(),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn example_file_loads() {
-        let config = load(EXAMPLE);
-        assert_eq!(config.id, "my-client");
-        assert_eq!(config.targets, ["ws://127.0.0.1:8080/register"]);
-        assert_eq!(config.pool_idle_size, 10);
-        assert_eq!(config.pool_max_size, 100);
-        assert!(config.secret_key.matches("ThisIsASecret"));
-        let none = Headers::new();
-        let rules = &config.rules;
-        assert_eq!(
-            rules.check("GET", "http://127.0.0.1:8081/get", &none),
-            Ok(())
-        );
-        let admin = rules.check("GET", "http://127.0.0.1:8081/admin/users", &none);
-        assert_eq!(admin, Err(Denied::Forbidden));
-        let outside = rules.check("GET", "http://example.com/", &none);
-        assert_eq!(outside, Err(Denied::NotAllowed));
-    }
-
-    #[test]
-    fn empty_file_gives_defaults() {
-        let config = load("");
-        assert_eq!(config.targets, ["ws://127.0.0.1:8080/register"]);
-        assert_eq!((config.pool_idle_size, config.pool_max_size), (10, 100));
-        assert!(uuid::Uuid::parse_str(&config.id).is_ok());
-        assert_ne!(config.id, load("").id);
-        assert!(config.secret_key.is_empty());
-        assert!(config.rules.is_empty());
-    }
-
-    #[test]
-    fn unknown_key_names_file_and_key() {
-        let msg = error("id: a\ntarget: ws://x/register\n");
-        assert!(
-            msg.starts_with("wsp_client.cfg: unknown field `target`"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn wrong_type_names_key() {
-        let msg = error("poolmaxsize: many\n");
-        assert!(msg.starts_with("wsp_client.cfg: poolmaxsize: "), "{msg}");
-        let msg = error("targets: ws://127.0.0.1:8080/register\n");
-        assert!(msg.starts_with("wsp_client.cfg: targets: "), "{msg}");
-    }
-
-    #[test]
-    fn bad_values_name_key() {
-        let cases = [
-            ("id: \"\"\n", "wsp_client.cfg: id: must not be empty"),
-            (
-                "id: \"a\\tb\"\n",
-                "wsp_client.cfg: id: must not contain control",
-            ),
-            ("targets: []\n", "wsp_client.cfg: targets: at least one"),
-            (
-                "targets: [http://x/]\n",
-                "wsp_client.cfg: targets: \"http://x/\": the scheme",
-            ),
-            (
-                "targets: [nowhere]\n",
-                "wsp_client.cfg: targets: \"nowhere\" is not a URL",
-            ),
-            (
-                "poolmaxsize: 0\n",
-                "wsp_client.cfg: poolmaxsize: must be at least 1",
-            ),
-            (
-                "poolidlesize: 10001\npoolmaxsize: 20000\n",
-                "wsp_client.cfg: poolidlesize: ",
-            ),
-            (
-                "poolidlesize: 11\npoolmaxsize: 10\n",
-                "wsp_client.cfg: poolidlesize: ",
-            ),
-        ];
-        for (text, want) in cases {
-            let msg = error(text);
-            assert!(msg.starts_with(want), "{text:?} gave {msg:?}");
-        }
-        let long_id = format!("id: {}\n", "a".repeat(MAX_ID_BYTES + 1));
-        assert!(error(&long_id).starts_with("wsp_client.cfg: id: must be at most"));
-        let many: Vec<String> = (0..=MAX_TARGETS).map(|i| format!("ws://h{i}/")).collect();
-        let many = format!("targets: [{}]\n", many.join(", "));
-        assert!(error(&many).starts_with("wsp_client.cfg: targets: at most"));
-    }
-
-    #[test]
-    fn bad_regex_names_file_and_rule() {
-        let msg = error("whitelist:\n - headers:\n     X-Api: \"[\"\n");
-        let want = "wsp_client.cfg: whitelist[0].headers.X-Api: invalid regex \"[\": ";
-        assert!(msg.starts_with(want), "{msg}");
-    }
-
-    #[test]
-    fn flags_override_file() {
-        let flags = ClientFlags {
-            config: Some(EXAMPLE_PATH.to_string()),
-            target: vec!["wss://a/register".into(), "ws://b:9/register".into()],
-            pool_idle_size: Some(2),
-            ..ClientFlags::default()
-        };
-        let config = ClientConfig::from_flags(&flags).map_err(|e| e.to_string());
-        let config = config.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.id, "my-client");
-        assert_eq!(config.targets, ["wss://a/register", "ws://b:9/register"]);
-        assert_eq!((config.pool_idle_size, config.pool_max_size), (2, 100));
-        assert!(config.secret_key.matches("ThisIsASecret"));
-    }
-
-    #[test]
-    fn bad_flags_name_flag() {
-        let flags = ClientFlags {
-            pool_max_size: Some(5),
-            ..ClientFlags::default()
-        };
-        let msg = flags_error(&flags);
-        assert!(msg.starts_with("command line: --pool-max-size: poolidlesize (10)"));
-        let flags = ClientFlags {
-            target: vec!["http://x/".into()],
-            ..ClientFlags::default()
-        };
-        assert!(flags_error(&flags).starts_with("command line: --target: \"http://x/\""));
-        let flags = ClientFlags {
-            config: Some("/nonexistent/wsp_client.cfg".into()),
-            ..ClientFlags::default()
-        };
-        let msg = flags_error(&flags);
-        assert!(msg.starts_with("/nonexistent/wsp_client.cfg: cannot read"));
-    }
-
-    #[test]
-    fn repeated_target_flags_parse() {
-        let args = [
-            "wsp_client",
-            "-target",
-            "ws://a/",
-            "--target=ws://b/",
-            "-id",
-            "x",
-        ];
-        let flags = super::super::parse_flags::<ClientFlags>(args.map(String::from));
-        let flags = flags.unwrap_or_else(|e| panic!("{}", e.output));
-        assert_eq!(flags.target, ["ws://a/", "ws://b/"]);
-        assert_eq!(flags.id.as_deref(), Some("x"));
-        assert_eq!(flags.log_level, "info");
-    }
-}
+mod tests;

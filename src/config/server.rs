@@ -6,7 +6,8 @@ use std::time::Duration;
 use argh::FromArgs;
 use serde::Deserialize;
 
-use super::{millis, parse_yaml, read_file, ConfigError, Sources};
+use super::secret_key::{choose_key, Environment, KeyOverrides};
+use super::{at_least, millis_or, parse_yaml, read_file, ConfigError, Sources};
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
 
@@ -22,8 +23,18 @@ pub struct RawServerConfig {
     pub timeout: Option<u64>,
     /// Ms before an idle connection above the pool size is closed.
     pub idletimeout: Option<u64>,
+    /// Ms to wait for a client's answer to a relayed request (head, and each body piece).
+    pub requesttimeout: Option<u64>,
+    /// Ms between pings on idle connections.
+    pub pinginterval: Option<u64>,
+    /// Ms of silence after which an idle connection is dead.
+    pub pingtimeout: Option<u64>,
+    /// Ms that in-flight requests may take to finish on SIGTERM.
+    pub shutdowntimeout: Option<u64>,
     /// Key the clients must present on `/register`.
     pub secretkey: Option<Secret>,
+    /// File holding that key, so it is not written here.
+    pub secretkeyfile: Option<String>,
     /// A request matching any of these is refused.
     pub blacklist: Option<Vec<RawRule>>,
     /// If not empty, a request must match one of these.
@@ -43,15 +54,35 @@ pub struct ServerFlags {
     /// port to bind (default 8080)
     #[argh(option)]
     pub port: Option<u16>,
-    /// key that clients must send in X-SECRET-KEY (default none)
+    /// key that clients must send in X-SECRET-KEY (default none; visible in ps: prefer
+    /// --secret-key-file or WSP_SECRET_KEY)
     #[argh(option)]
     pub secret_key: Option<Secret>,
+    /// file holding the secret key (one trailing newline ignored); overrides
+    /// WSP_SECRET_KEY and the configuration file's key
+    #[argh(option)]
+    pub secret_key_file: Option<String>,
     /// ms to wait for an idle connection for a request (default 1000)
     #[argh(option)]
     pub timeout: Option<u64>,
     /// ms before an idle connection above the pool size is closed (default 60000)
     #[argh(option)]
     pub idle_timeout: Option<u64>,
+    /// ms to wait for a client's answer to a relayed request: its response head, and each
+    /// piece of its body (default 60000)
+    #[argh(option)]
+    pub request_timeout: Option<u64>,
+    /// ms between pings on idle connections (default 10000)
+    #[argh(option)]
+    pub ping_interval: Option<u64>,
+    /// ms of silence after which an idle connection is dead; at least --ping-interval
+    /// (default 20000)
+    #[argh(option)]
+    pub ping_timeout: Option<u64>,
+    /// ms that in-flight requests may take to finish on SIGTERM; 0 stops at once
+    /// (default 30000)
+    #[argh(option)]
+    pub shutdown_timeout: Option<u64>,
     /// log level: error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -65,8 +96,13 @@ impl Default for ServerFlags {
             host: None,
             port: None,
             secret_key: None,
+            secret_key_file: None,
             timeout: None,
             idle_timeout: None,
+            request_timeout: None,
+            ping_interval: None,
+            ping_timeout: None,
+            shutdown_timeout: None,
             log_level: "info".to_string(),
         }
     }
@@ -135,204 +171,127 @@ impl ServerConfig {
     /// A [`ConfigError`] naming `origin` and the offending key.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw = parse_yaml(text, origin)?;
-        Self::from_raw(raw, &Sources::new(origin))
+        Self::from_raw(raw, &Sources::new(origin), KeyOverrides::default())
     }
 
-    /// Builds the configuration from the flags: defaults, then the `--config` file if
-    /// given, then each flag that is set.
+    /// Builds the configuration from the flags and this process's environment: see
+    /// [`ServerConfig::from_flags_in`].
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
     pub fn from_flags(flags: &ServerFlags) -> Result<Self, ConfigError> {
+        Self::from_flags_in(flags, &Environment::from_process())
+    }
+
+    /// Builds the configuration from the flags: defaults, then the `--config` file if
+    /// given, then each flag that is set. The secret key is chosen among its sources
+    /// (`env` among them) as [`crate::config::secret_key`] describes.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
+    pub fn from_flags_in(flags: &ServerFlags, env: &Environment) -> Result<Self, ConfigError> {
         let (mut raw, mut sources) = match &flags.config {
             Some(path) => (RawServerConfig::load(path)?, Sources::new(path)),
             None => (RawServerConfig::default(), Sources::new("defaults")),
         };
         sources.apply(&mut raw.host, flags.host.as_ref(), ("host", "--host"));
         sources.apply(&mut raw.port, flags.port.as_ref(), ("port", "--port"));
-        let timeout = flags.timeout.as_ref();
-        sources.apply(&mut raw.timeout, timeout, ("timeout", "--timeout"));
-        let idle = flags.idle_timeout.as_ref();
-        sources.apply(
-            &mut raw.idletimeout,
-            idle,
-            ("idletimeout", "--idle-timeout"),
-        );
-        let secret = flags.secret_key.as_ref();
-        sources.apply(&mut raw.secretkey, secret, ("secretkey", "--secret-key"));
-        Self::from_raw(raw, &sources)
+        apply_time_flags(&mut raw, &mut sources, flags);
+        let overrides = KeyOverrides {
+            flag: flags.secret_key.as_ref(),
+            flag_file: flags.secret_key_file.as_deref(),
+            env: env.secret_key.as_deref(),
+        };
+        Self::from_raw(raw, &sources, overrides)
     }
 
-    fn from_raw(raw: RawServerConfig, sources: &Sources) -> Result<Self, ConfigError> {
-        let defaults = ServerConfig::default();
-        let timeout = match raw.timeout {
-            Some(ms) => millis(sources, "timeout", ms, false)?,
-            None => defaults.timeout,
-        };
-        let idle_timeout = match raw.idletimeout {
-            Some(ms) => millis(sources, "idletimeout", ms, true)?,
-            None => defaults.idle_timeout,
-        };
+    fn from_raw(
+        raw: RawServerConfig,
+        sources: &Sources,
+        overrides: KeyOverrides<'_>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = ServerConfig::default();
+        set_durations(&mut config, &raw, sources)?;
+        config.secret_key = choose_key(overrides, raw.secretkey, raw.secretkeyfile, sources)?;
+        config.host = raw.host.unwrap_or(config.host);
+        config.port = raw.port.unwrap_or(config.port);
         let blacklist = raw.blacklist.unwrap_or_default();
         let whitelist = raw.whitelist.unwrap_or_default();
-        let rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
-        Ok(ServerConfig {
-            host: raw.host.unwrap_or(defaults.host),
-            port: raw.port.unwrap_or(defaults.port),
-            timeout,
-            idle_timeout,
-            secret_key: raw.secretkey.unwrap_or_default(),
-            rules,
-            ..defaults
-        })
+        config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
+        Ok(config)
     }
+}
+
+/// Puts the time-out and liveness flags over the file's values.
+fn apply_time_flags(raw: &mut RawServerConfig, sources: &mut Sources, flags: &ServerFlags) {
+    let settings = [
+        (&mut raw.timeout, flags.timeout, "timeout", "--timeout"),
+        (
+            &mut raw.idletimeout,
+            flags.idle_timeout,
+            "idletimeout",
+            "--idle-timeout",
+        ),
+        (
+            &mut raw.requesttimeout,
+            flags.request_timeout,
+            "requesttimeout",
+            "--request-timeout",
+        ),
+        (
+            &mut raw.pinginterval,
+            flags.ping_interval,
+            "pinginterval",
+            "--ping-interval",
+        ),
+        (
+            &mut raw.pingtimeout,
+            flags.ping_timeout,
+            "pingtimeout",
+            "--ping-timeout",
+        ),
+        (
+            &mut raw.shutdowntimeout,
+            flags.shutdown_timeout,
+            "shutdowntimeout",
+            "--shutdown-timeout",
+        ),
+    ];
+    for (slot, value, key, flag) in settings {
+        sources.apply(slot, value.as_ref(), (key, flag));
+    }
+}
+
+/// Validates the time-out and liveness keys into `config`, which holds the defaults for
+/// the keys that are not set.
+fn set_durations(
+    config: &mut ServerConfig,
+    raw: &RawServerConfig,
+    sources: &Sources,
+) -> Result<(), ConfigError> {
+    let ms = |key, value, zero_ok, default| millis_or(sources, key, value, zero_ok, default);
+    let c = config;
+    c.timeout = ms("timeout", raw.timeout, false, c.timeout)?;
+    c.idle_timeout = ms("idletimeout", raw.idletimeout, true, c.idle_timeout)?;
+    c.request_timeout = ms(
+        "requesttimeout",
+        raw.requesttimeout,
+        false,
+        c.request_timeout,
+    )?;
+    c.ping_interval = ms("pinginterval", raw.pinginterval, false, c.ping_interval)?;
+    c.ping_timeout = ms("pingtimeout", raw.pingtimeout, false, c.ping_timeout)?;
+    c.shutdown_timeout = ms(
+        "shutdowntimeout",
+        raw.shutdowntimeout,
+        true,
+        c.shutdown_timeout,
+    )?;
+    let ping = ("pinginterval", c.ping_interval);
+    at_least(sources, ping, ("pingtimeout", c.ping_timeout))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::headers::Headers;
-    use crate::rules::Denied;
-
-    const EXAMPLE: &str = include_str!("../../examples/wsp_server.cfg");
-    const EXAMPLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsp_server.cfg");
-
-    fn load(text: &str) -> ServerConfig {
-        match ServerConfig::from_yaml(text, "wsp_server.cfg") {
-            Ok(config) => config,
-            Err(e) => panic!("config should load: {e}"),
-        }
-    }
-
-    fn error(text: &str) -> String {
-        match ServerConfig::from_yaml(text, "wsp_server.cfg") {
-            Ok(_) => String::new(),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn example_file_loads() {
-        let config = load(EXAMPLE);
-        assert_eq!(config.host, "127.0.0.1");
-        assert_eq!(config.port, 8080);
-        assert_eq!(config.timeout, Duration::from_millis(1000));
-        assert_eq!(config.idle_timeout, Duration::from_millis(60_000));
-        assert!(config.secret_key.matches("ThisIsASecret"));
-        let mut custom = Headers::new();
-        custom.insert("X-Custom-Header".into(), vec!["value".into()]);
-        let rules = &config.rules;
-        let google = "https://google.com/";
-        assert_eq!(rules.check("GET", google, &custom), Err(Denied::Forbidden));
-        assert_eq!(rules.check("GET", google, &Headers::new()), Ok(()));
-        let post = rules.check("POST", "http://api/", &Headers::new());
-        assert_eq!(post, Err(Denied::NotAllowed));
-    }
-
-    #[test]
-    fn empty_file_gives_defaults() {
-        for text in ["", "# nothing\n", "---\n"] {
-            let config = load(text);
-            assert_eq!(config.host, "127.0.0.1");
-            assert_eq!(config.port, 8080);
-            assert_eq!(config.timeout, Duration::from_millis(1000));
-            assert!(config.secret_key.is_empty());
-            assert!(config.rules.is_empty());
-        }
-    }
-
-    #[test]
-    fn unknown_key_names_file_and_key() {
-        let msg = error("host: 127.0.0.1\nprot: 8080\n");
-        assert!(
-            msg.starts_with("wsp_server.cfg: unknown field `prot`"),
-            "{msg}"
-        );
-        assert!(msg.contains("line 2"), "{msg}");
-        let msg = error("blacklist:\n - url: x\n   uri: y\n");
-        assert!(msg.starts_with("wsp_server.cfg: blacklist[0]: unknown field `uri`"));
-    }
-
-    #[test]
-    fn wrong_type_names_key() {
-        let msg = error("port: eighty\n");
-        assert!(msg.starts_with("wsp_server.cfg: port: "), "{msg}");
-        let msg = error("port: 70000\n");
-        assert!(msg.starts_with("wsp_server.cfg: port: "), "{msg}");
-        let msg = error("whitelist:\n - method: GET\n - url: [a, b]\n");
-        assert!(
-            msg.starts_with("wsp_server.cfg: whitelist[1].url: "),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn out_of_range_values_name_key() {
-        let msg = error("timeout: 0\n");
-        assert_eq!(msg, "wsp_server.cfg: timeout: must be greater than 0");
-        let msg = error(&format!(
-            "idletimeout: {}\n",
-            super::super::MAX_TIMEOUT_MS + 1
-        ));
-        assert!(msg.starts_with("wsp_server.cfg: idletimeout: must be at most"));
-    }
-
-    #[test]
-    fn bad_regex_names_file_and_rule() {
-        let msg = error("blacklist:\n - url: ok\n - url: \"(\"\n");
-        let want = "wsp_server.cfg: blacklist[1].url: invalid regex \"(\": ";
-        assert!(msg.starts_with(want), "{msg}");
-    }
-
-    #[test]
-    fn flags_override_file() {
-        let flags = ServerFlags {
-            config: Some(EXAMPLE_PATH.to_string()),
-            port: Some(9000),
-            timeout: Some(250),
-            secret_key: Some(Secret::new("other")),
-            ..ServerFlags::default()
-        };
-        let config = ServerConfig::from_flags(&flags).map_err(|e| e.to_string());
-        let config = config.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.host, "127.0.0.1");
-        assert_eq!(config.port, 9000);
-        assert_eq!(config.timeout, Duration::from_millis(250));
-        assert_eq!(config.idle_timeout, Duration::from_millis(60_000));
-        assert!(config.secret_key.matches("other"));
-        assert!(!config.rules.is_empty());
-    }
-
-    #[test]
-    fn bad_flag_value_names_flag() {
-        let flags = ServerFlags {
-            timeout: Some(0),
-            ..ServerFlags::default()
-        };
-        let msg = ServerConfig::from_flags(&flags)
-            .err()
-            .map(|e| e.to_string());
-        let msg = msg.unwrap_or_default();
-        assert_eq!(msg, "command line: --timeout: must be greater than 0");
-    }
-
-    #[test]
-    fn flags_parse_go_style() {
-        let args = [
-            "wsp_server",
-            "-config=x.cfg",
-            "-port",
-            "9000",
-            "-secret-key",
-            "-k",
-        ];
-        let flags = super::super::parse_flags::<ServerFlags>(args.map(String::from));
-        let flags = flags.unwrap_or_else(|e| panic!("{}", e.output));
-        assert_eq!(flags.config.as_deref(), Some("x.cfg"));
-        assert_eq!(flags.port, Some(9000));
-        assert_eq!(flags.log_level, "info");
-        assert!(flags.secret_key.is_some_and(|k| k.matches("-k")));
-        assert_eq!(format!("{:?}", flags.host), "None");
-    }
-}
+mod tests;

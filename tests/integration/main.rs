@@ -12,4 +12,5 @@ mod pools;
 mod reconnect;
 mod relay;
 mod rules;
+mod secret;
 mod streaming;
