@@ -7,13 +7,8 @@
 //! remove `WSP_SECRET_KEY` on each child only, never in this process (tests run in
 //! parallel threads that spawn children of their own).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::thread;
+use std::process::Command;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use crate::config::ConfigFile;
 use crate::support::*;
@@ -27,33 +22,16 @@ const KEY: &str = "wsp-it-9f3c1e-key";
 /// How long a binary with an unusable key may take to exit.
 const FAIL_FAST: Duration = Duration::from_secs(10);
 
-/// Starts `binary` with `args`, collecting its stderr as [`Proc::spawn`] does, with
-/// `WSP_SECRET_KEY` set to `env_key`, or removed when `None`.
+/// Starts `binary` with `args` and `WSP_SECRET_KEY` set to `env_key`, or removed when
+/// `None`.
 fn spawn(binary: &str, args: &[&str], env_key: Option<&str>) -> Proc {
     let mut command = Command::new(binary);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    command.args(args);
     match env_key {
         Some(key) => command.env(SECRET_KEY_ENV, key),
         None => command.env_remove(SECRET_KEY_ENV),
     };
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().expect("piped stderr");
-    let sink = log.clone();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut log = sink.lock();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    Proc { child, log }
+    Proc::spawn_command(command)
 }
 
 /// Starts `wsp_server` on an ephemeral port at debug level with `args` and waits until
@@ -61,14 +39,7 @@ fn spawn(binary: &str, args: &[&str], env_key: Option<&str>) -> Proc {
 fn start_server(args: &[&str], env_key: Option<&str>) -> Server {
     let mut all = vec!["--port", "0", "--log-level", "debug"];
     all.extend_from_slice(args);
-    let proc = spawn(env!("CARGO_BIN_EXE_wsp_server"), &all, env_key);
-    let line = proc.wait_log("listening on http://");
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Server { proc, addr }
+    Server::from_proc(spawn(env!("CARGO_BIN_EXE_wsp_server"), &all, env_key))
 }
 
 /// Starts `wsp_client` registered to `server` at debug level with `args`.

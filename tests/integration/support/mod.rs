@@ -47,13 +47,19 @@ pub struct Proc {
 impl Proc {
     /// Starts `binary` with `args`, collecting its stderr.
     pub fn spawn(binary: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Proc {
-        let mut child = Command::new(binary)
-            .args(args)
+        let mut command = Command::new(binary);
+        command.args(args);
+        Proc::spawn_command(command)
+    }
+
+    /// Starts `command` (environment and all), collecting its stderr.
+    pub fn spawn_command(mut command: Command) -> Proc {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("piped stderr");
         let sink = log.clone();
@@ -130,7 +136,11 @@ impl Server {
     /// Starts `wsp_server` with exactly these flags (the host defaults to 127.0.0.1).
     pub fn start_raw(args: &[&str]) -> Server {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let proc = Proc::spawn(env!("CARGO_BIN_EXE_wsp_server"), &args);
+        Server::from_proc(Proc::spawn(env!("CARGO_BIN_EXE_wsp_server"), &args))
+    }
+
+    /// Waits until a started `wsp_server` listens, and reads its address from its log.
+    pub fn from_proc(proc: Proc) -> Server {
         let line = proc.wait_log("listening on http://");
         let addr = line
             .rsplit("http://")
