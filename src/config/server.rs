@@ -31,6 +31,8 @@ pub struct RawServerConfig {
     pub pingtimeout: Option<u64>,
     /// Ms that in-flight requests may take to finish on SIGTERM.
     pub shutdowntimeout: Option<u64>,
+    /// Status when no connection can be had: 526 (wsp's) or 503 (with `Retry-After`).
+    pub busystatus: Option<u16>,
     /// Key the clients must present on `/register`.
     pub secretkey: Option<Secret>,
     /// File holding that key, so it is not written here.
@@ -83,6 +85,10 @@ pub struct ServerFlags {
     /// (default 30000)
     #[argh(option)]
     pub shutdown_timeout: Option<u64>,
+    /// status when no client or no idle connection can be had: 526 (wsp's) or 503, which
+    /// comes with Retry-After (default 526)
+    #[argh(option)]
+    pub busy_status: Option<u16>,
     /// log level: error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -103,6 +109,7 @@ impl Default for ServerFlags {
             ping_interval: None,
             ping_timeout: None,
             shutdown_timeout: None,
+            busy_status: None,
             log_level: "info".to_string(),
         }
     }
@@ -129,6 +136,9 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default 30000 ms.
     pub shutdown_timeout: Duration,
+    /// The status of `No proxy available` and `Unable to get a proxy connection`: 526
+    /// (wsp's, the default) or 503, which load balancers and clients retry on.
+    pub busy_status: u16,
     /// Key the clients must present. Default empty (clients must send none).
     pub secret_key: Secret,
     /// Compiled `blacklist` / `whitelist`. Default empty (everything allowed).
@@ -146,6 +156,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_millis(10_000),
             ping_timeout: Duration::from_millis(20_000),
             shutdown_timeout: Duration::from_millis(30_000),
+            busy_status: 526,
             secret_key: Secret::default(),
             rules: RuleSet::default(),
         }
@@ -199,6 +210,8 @@ impl ServerConfig {
         sources.apply(&mut raw.host, flags.host.as_ref(), ("host", "--host"));
         sources.apply(&mut raw.port, flags.port.as_ref(), ("port", "--port"));
         apply_time_flags(&mut raw, &mut sources, flags);
+        let busy = flags.busy_status.as_ref();
+        sources.apply(&mut raw.busystatus, busy, ("busystatus", "--busy-status"));
         let overrides = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -217,6 +230,13 @@ impl ServerConfig {
         config.secret_key = choose_key(overrides, raw.secretkey, raw.secretkeyfile, sources)?;
         config.host = raw.host.unwrap_or(config.host);
         config.port = raw.port.unwrap_or(config.port);
+        config.busy_status = match raw.busystatus {
+            None => config.busy_status,
+            Some(status @ (503 | 526)) => status,
+            Some(other) => {
+                return Err(sources.invalid("busystatus", format!("{other}: must be 503 or 526")))
+            }
+        };
         let blacklist = raw.blacklist.unwrap_or_default();
         let whitelist = raw.whitelist.unwrap_or_default();
         config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;

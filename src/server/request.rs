@@ -44,9 +44,9 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
     for _ in 0..MAX_ATTEMPTS {
         let lease = match shared.hub.acquire(arrival + shared.config.timeout) {
             Ok(lease) => lease,
-            Err(AcquireError::NoClient) => return refuse(request, "No proxy available"),
+            Err(AcquireError::NoClient) => return busy(shared, request, "No proxy available"),
             Err(AcquireError::Timeout) => {
-                return refuse(request, "Unable to get a proxy connection")
+                return busy(shared, request, "Unable to get a proxy connection")
             }
         };
         match relay::relay(shared, lease, &head, request) {
@@ -58,6 +58,17 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
         request,
         "Unable to relay request: every connection tried failed",
     );
+}
+
+/// No connection to be had: wsp's 526, or a 503 that tells when to try again.
+fn busy(shared: &Shared, request: Request, text: &str) {
+    let mut response = text_response(shared.config.busy_status, text);
+    if shared.config.busy_status == 503 {
+        if let Ok(h) = tiny_http::Header::from_bytes(&b"Retry-After"[..], &b"1"[..]) {
+            response.add_header(h);
+        }
+    }
+    let _ = request.respond(response);
 }
 
 fn refuse(request: Request, text: &str) {

@@ -323,6 +323,18 @@ fn with_every_connection_busy_the_caller_gets_526_within_the_wait() {
     assert_eq!(slow.status, 200);
 }
 
+#[test]
+fn busy_status_503_comes_with_retry_after() {
+    let server = Server::start(&["--busy-status", "503"]);
+    let reply = get(
+        &server.request_url(),
+        &[("X-PROXY-DESTINATION", "http://x/")],
+    );
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.text(), "No proxy available\n");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+}
+
 /// An upstream that holds one request until released: the test knows when a request is
 /// in flight without sleeping.
 struct Gate {

@@ -446,13 +446,31 @@ fn commented_keys_in_the_example_are_the_defaults() {
             "requesttimeout",
             "pinginterval",
             "pingtimeout",
-            "shutdowntimeout"
+            "shutdowntimeout",
+            "busystatus"
         ]
     );
     let live = load(&text);
     let defaults = ServerConfig::default();
+    assert_eq!(live.busy_status, defaults.busy_status);
     assert_eq!(live.request_timeout, defaults.request_timeout);
     assert_eq!(live.ping_interval, defaults.ping_interval);
     assert_eq!(live.ping_timeout, defaults.ping_timeout);
     assert_eq!(live.shutdown_timeout, defaults.shutdown_timeout);
+}
+
+#[test]
+fn busy_status_is_526_or_503() {
+    assert_eq!(load("").busy_status, 526);
+    assert_eq!(load("busystatus: 503\n").busy_status, 503);
+    assert_eq!(
+        error("busystatus: 500\n"),
+        "wsp_server.cfg: busystatus: 500: must be 503 or 526"
+    );
+    let flags = ServerFlags {
+        busy_status: Some(503),
+        ..ServerFlags::default()
+    };
+    let config = ServerConfig::from_flags_in(&flags, &Environment::default());
+    assert_eq!(config.map(|c| c.busy_status).ok(), Some(503));
 }
