@@ -7,6 +7,8 @@ mod bodies;
 mod config;
 mod errors;
 mod gopeer;
+mod hostile_heads;
+mod hostile_ws;
 mod pools;
 mod reconnect;
 mod relay;
