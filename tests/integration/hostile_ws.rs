@@ -23,7 +23,7 @@ type Misbehaviour = fn(&mut RawWs);
 fn assert_registration_refused(misbehave: impl FnOnce(&mut RawWs) + Send + 'static, problem: &str) {
     let stack = Stack::start(&[], &["--pool-idle-size", "1"]);
     let pid = stack.server.proc.pid();
-    let baseline = status_field(pid, "Threads:");
+    let baseline = steady_threads(&stack.server);
     let mut peer = RawWs::register(&stack.server);
     let mut writer = peer.try_clone();
     // A writer of its own: some misbehaviours write until the server hangs up.

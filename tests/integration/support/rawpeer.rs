@@ -363,6 +363,18 @@ pub fn assert_threads_settle(pid: u32, name: &str, max_named: usize, baseline: u
     );
 }
 
+/// The server's thread count at rest: once it has answered a request (tiny_http starts
+/// its thread pool and our clean-up thread only as it begins serving) and no handler
+/// thread is left.
+pub fn steady_threads(server: &Server) -> u64 {
+    let status = get(&format!("http://{}/status", server.addr), &[]);
+    assert_eq!(status.status, 200, "/status: {status:?}");
+    let pid = server.proc.pid();
+    poll(READY, || (named_threads(pid, "request") == 0).then_some(()))
+        .expect("a handler thread of /status never ended");
+    status_field(pid, "Threads:")
+}
+
 /// A server whose only client is a hand-written peer, for feeding it bad answers.
 pub struct LonePeer {
     pub server: Server,
@@ -378,7 +390,7 @@ impl LonePeer {
     /// Starts a server (debug log, to see the registration) and registers the peer.
     pub fn start() -> LonePeer {
         let server = Server::start(&["--log-level", "debug"]);
-        let baseline = status_field(server.proc.pid(), "Threads:");
+        let baseline = steady_threads(&server);
         let peer = RawWs::register_with(&server, &format!("{LONE_ID}_1"));
         server
             .proc
