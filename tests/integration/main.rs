@@ -8,6 +8,8 @@ mod config;
 mod errors;
 mod faults;
 mod gopeer;
+mod hostile_heads;
+mod hostile_ws;
 mod pools;
 mod reconnect;
 mod relay;
