@@ -49,6 +49,10 @@ impl Greeting {
         let size: usize = match size.parse() {
             Ok(n) if n <= MAX_POOL_SIZE => n,
             Ok(_) => return bad(format!("pool size {size} is above {MAX_POOL_SIZE}")),
+            // All digits yet unparsable: too big for any integer type.
+            Err(_) if !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) => {
+                return bad(format!("pool size {} is above {MAX_POOL_SIZE}", clip(size)))
+            }
             Err(_) => return bad(format!("pool size {:?} is not a number", clip(size))),
         };
         Ok(Greeting {
@@ -94,7 +98,7 @@ mod tests {
             ("_10", "empty client id"),
             ("id_ten", "not a number"),
             ("id_-1", "not a number"),
-            ("id_99999999999999999999999", "not a number"),
+            ("id_99999999999999999999999", "is above 10000"),
             ("id_10001", "above"),
             ("a\u{7}b_1", "control"),
         ];

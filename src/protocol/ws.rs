@@ -101,6 +101,11 @@ impl<S: Read + Write> WsConn<S> {
         self.io.get_ref()
     }
 
+    /// Whether bytes from the peer are already buffered, so that reading will not wait.
+    pub fn has_buffered(&self) -> bool {
+        !self.io.buffer().is_empty()
+    }
+
     /// Waits for the next data message while idle, answering the control frames that come
     /// first, one per call. Nothing of a data frame is consumed, so a [`Awaited::Message`]
     /// is followed by [`read_text`](Self::read_text) or [`body_reader`](Self::body_reader).
@@ -197,6 +202,7 @@ impl<S: Read + Write> WsConn<S> {
             mask: None,
             mask_pos: 0,
             state: BodyState::NotStarted,
+            failed: None,
         }
     }
 
@@ -434,6 +440,8 @@ pub struct BodyReader<'a, S> {
     mask: Option<[u8; 4]>,
     mask_pos: usize,
     state: BodyState,
+    /// The error that broke the message off, if one did.
+    failed: Option<String>,
 }
 
 impl<S: Read + Write> BodyReader<'_, S> {
@@ -479,6 +487,21 @@ impl<S: Read + Write> BodyReader<'_, S> {
 
 impl<S: Read + Write> Read for BodyReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // After a failure the connection is out of step: reading on would take payload
+        // bytes for frame headers. Every later read repeats the first error.
+        if let Some(why) = &self.failed {
+            return Err(io::Error::other(format!("body message broke off: {why}")));
+        }
+        let result = self.read_payload(buf);
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+}
+
+impl<S: Read + Write> BodyReader<'_, S> {
+    fn read_payload(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }

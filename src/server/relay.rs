@@ -85,10 +85,18 @@ fn stream_response(
     };
     let mut out = request.into_writer();
     let ws = &mut lease.conn().ws;
+    let body_ready = ws.has_buffered();
     let mut body = ws.body_reader();
-    let sent = respond::send(&mut *out, &caller_head, &mut body);
+    let sent = respond::send(&mut *out, &caller_head, &mut body, body_ready);
     let finished = body.is_done()
         || (matches!(sent, Ok(Sent::NoBody)) && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
+    if let Err(SendError::BeforeHead(e)) = &sent {
+        answer_error(
+            &mut *out,
+            &caller_head,
+            &format!("Unable to relay request: {e}"),
+        );
+    }
     drop(out);
     match &sent {
         Ok(_) => log::debug!("{} {} via {client_id}: {status}", head.method, head.url),
@@ -131,6 +139,23 @@ fn failure(shared: &Shared, client_id: &str, error: &Error) -> (u16, String) {
         ),
         e => (STATUS_PROXY_ERROR, format!("Unable to relay request: {e}")),
     }
+}
+
+/// wsp's 526 with `text`, written straight to the caller (the request was turned into
+/// a writer already).
+fn answer_error(out: &mut dyn std::io::Write, relayed: &respond::ResponseHead<'_>, text: &str) {
+    let text = format!("{text}\n");
+    let headers = [(
+        "Content-Type".to_string(),
+        "text/plain; charset=utf-8".to_string(),
+    )];
+    let head = respond::ResponseHead {
+        status: STATUS_PROXY_ERROR,
+        headers: &headers,
+        length: Some(text.len() as u64),
+        ..*relayed
+    };
+    let _ = respond::send(out, &head, &mut text.as_bytes(), true);
 }
 
 /// Where a failed exchange stood.

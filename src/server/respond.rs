@@ -5,6 +5,12 @@
 //! wait for the rest. Here the response head is written from the relayed head, and every
 //! piece of body is sent and flushed as soon as it comes off the WebSocket.
 //!
+//! When the first piece of body has already arrived with the head (the usual case: the
+//! client sends them together), it is read before anything is written, so that head and
+//! first piece leave in one packet, and a body that fails at once still lets the caller
+//! get a proper error status instead of a cut connection. Otherwise the head goes out at
+//! once, and the caller sees it while the body takes its time.
+//!
 //! Framing follows RFC 9112: `Content-Length` when the length is known, chunked otherwise;
 //! an HTTP/1.0 caller, which knows no chunks, gets the body delimited by closing the
 //! connection. HEAD, 204 and 304 responses carry no body.
@@ -18,6 +24,7 @@ use ureq::http::StatusCode;
 pub const COPY_BUFFER_LEN: usize = 64 * 1024;
 
 /// What the caller is sent, before the body.
+#[derive(Clone, Copy)]
 pub struct ResponseHead<'a> {
     pub status: u16,
     /// Headers to send as they are (hop-by-hop and framing headers already removed).
@@ -44,6 +51,9 @@ pub enum Sent {
 /// Where a failed response broke.
 #[derive(Debug)]
 pub enum SendError {
+    /// Reading the body failed before anything was written: the caller can still be
+    /// answered with an error status.
+    BeforeHead(io::Error),
     /// Writing to the caller failed: the caller went away.
     Caller(io::Error),
     /// Reading the body failed: the response is cut short and the caller's connection
@@ -54,28 +64,48 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SendError::BeforeHead(e) => write!(f, "response body unreadable: {e}"),
             SendError::Caller(e) => write!(f, "writing to the caller failed: {e}"),
             SendError::Body(e) => write!(f, "response body cut short: {e}"),
         }
     }
 }
 
-/// Writes the head, then streams `body` to `out`, flushing each piece.
+/// Writes the head, then streams `body` to `out`, flushing each piece. `body_ready`
+/// says the first piece has arrived: it is then read before the head is written.
 pub fn send(
     out: &mut dyn Write,
     head: &ResponseHead<'_>,
     body: &mut dyn Read,
+    body_ready: bool,
 ) -> Result<Sent, SendError> {
     let no_body = head.head_request || matches!(head.status, 204 | 304);
     let chunked = !no_body && head.length.is_none() && !head.http10;
     let close_delimited = !no_body && head.length.is_none() && head.http10;
     let text = head_text(head, chunked, close_delimited);
+    let mut buf = vec![0u8; COPY_BUFFER_LEN];
+    let first = match body_ready && !no_body {
+        true => Some(read_piece(body, &mut buf).map_err(SendError::BeforeHead)?),
+        false => None,
+    };
     out.write_all(text.as_bytes()).map_err(SendError::Caller)?;
     if no_body {
         out.flush().map_err(SendError::Caller)?;
         return Ok(Sent::NoBody);
     }
-    copy_body(out, body, chunked)?;
+    match first {
+        Some(0) => {}
+        Some(n) => write_piece(out, &buf[..n], chunked)?,
+        None => out.flush().map_err(SendError::Caller)?,
+    }
+    if first != Some(0) {
+        copy_body(out, body, chunked, &mut buf)?;
+    }
+    if chunked {
+        out.write_all(b"0\r\n\r\n")
+            .and_then(|()| out.flush())
+            .map_err(SendError::Caller)?;
+    }
     Ok(if close_delimited {
         Sent::CloseToEnd
     } else {
@@ -113,34 +143,43 @@ fn head_text(head: &ResponseHead<'_>, chunked: bool, close_delimited: bool) -> S
     text
 }
 
-/// Copies the body, each piece written and flushed as it comes; chunk-encoded if asked.
-fn copy_body(out: &mut dyn Write, body: &mut dyn Read, chunked: bool) -> Result<(), SendError> {
-    let mut buf = vec![0u8; COPY_BUFFER_LEN];
+/// Copies the rest of the body through `buf`, each piece written and flushed as it comes.
+fn copy_body(
+    out: &mut dyn Write,
+    body: &mut dyn Read,
+    chunked: bool,
+    buf: &mut [u8],
+) -> Result<(), SendError> {
     loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
+        match read_piece(body, buf).map_err(SendError::Body)? {
+            0 => return Ok(()),
+            n => write_piece(out, &buf[..n], chunked)?,
+        }
+    }
+}
+
+/// Reads once, retrying on `Interrupted`; 0 at the end of the body.
+fn read_piece(body: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match body.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(SendError::Body(e)),
-        };
-        let piece = &buf[..n];
-        let written = if chunked {
-            write!(out, "{n:x}\r\n")
-                .and_then(|()| out.write_all(piece))
-                .and_then(|()| out.write_all(b"\r\n"))
-        } else {
-            out.write_all(piece)
-        };
-        written
-            .and_then(|()| out.flush())
-            .map_err(SendError::Caller)?;
+            other => return other,
+        }
     }
-    if chunked {
-        out.write_all(b"0\r\n\r\n")
-            .and_then(|()| out.flush())
-            .map_err(SendError::Caller)?;
-    }
-    Ok(())
+}
+
+/// Writes one piece of body, chunk-encoded if asked, and flushes it.
+fn write_piece(out: &mut dyn Write, piece: &[u8], chunked: bool) -> Result<(), SendError> {
+    let written = if chunked {
+        write!(out, "{:x}\r\n", piece.len())
+            .and_then(|()| out.write_all(piece))
+            .and_then(|()| out.write_all(b"\r\n"))
+    } else {
+        out.write_all(piece)
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(SendError::Caller)
 }
 
 #[cfg(test)]
@@ -149,7 +188,16 @@ mod tests {
 
     fn sent(head: &ResponseHead<'_>, body: &[u8]) -> (Sent, String) {
         let mut out = Vec::new();
-        let outcome = send(&mut out, head, &mut &body[..]).expect("send");
+        let outcome = send(&mut out, head, &mut &body[..], true).expect("send");
+        let mut later = Vec::new();
+        let same = send(&mut later, head, &mut &body[..], false).expect("send");
+        let undated = |b: &[u8]| {
+            let text = String::from_utf8_lossy(b).into_owned();
+            let lines = text.split("\r\n").filter(|l| !l.starts_with("Date:"));
+            lines.collect::<Vec<_>>().join("\r\n")
+        };
+        assert_eq!(outcome, same, "body ready or not");
+        assert_eq!(undated(&out), undated(&later), "body ready or not");
         (outcome, String::from_utf8(out).expect("text"))
     }
 
@@ -204,7 +252,15 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        let result = send(&mut out, &head(None, false, false), &mut Broken);
+        let result = send(&mut out, &head(None, false, false), &mut Broken, false);
         assert!(matches!(result, Err(SendError::Body(_))));
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "head sent first");
+        let mut out = Vec::new();
+        let result = send(&mut out, &head(None, false, false), &mut Broken, true);
+        assert!(matches!(result, Err(SendError::BeforeHead(_))));
+        assert!(
+            out.is_empty(),
+            "nothing sent: the caller can still get an error"
+        );
     }
 }

@@ -67,7 +67,6 @@ fn hostile_greeting_with_a_non_numeric_size() {
 /// 10^30 is a number, only too large: the refusal should say so, not call it "not a
 /// number".
 #[test]
-#[ignore = "bug: logged as 'is not a number' (Greeting::parse treats overflow as non-numeric)"]
 fn hostile_greeting_with_a_size_of_ten_to_the_thirty() {
     assert_registration_refused(
         greeting("client_1000000000000000000000000000000"),
@@ -183,7 +182,6 @@ fn hostile_text_frame_where_the_response_body_belongs() {
 /// so it must still get an HTTP answer: a 526 naming the problem, or at least the relayed
 /// status line before its connection is cut.
 #[test]
-#[ignore = "bug: the caller gets 0 bytes and a closed connection (relay::stream_response)"]
 fn hostile_failure_right_after_the_response_head_still_answers_the_caller() {
     let cases: [(&str, Misbehaviour); 2] = [
         ("expected a binary body message, got a text message", |ws| {
@@ -299,10 +297,8 @@ fn hostile_ping_flood_before_the_response_head() {
         Ok(reply) => assert_526_naming(&Ok(reply), "ping"),
         Err(e) => panic!("the caller got no proper answer: {e}"),
     }
-    lone.peer
-        .stream
-        .shutdown(std::net::Shutdown::Both)
-        .expect("shutdown");
+    // The server may have cut the connection already (a flood is refused).
+    let _ = lone.peer.stream.shutdown(std::net::Shutdown::Both);
     let pongs = draining.join().expect("drain");
     eprintln!("{pongs} pongs for {PINGS} pings");
     lone.assert_recovers();
@@ -349,7 +345,6 @@ fn hostile_text_frame_where_the_request_body_belongs() {
 /// text message must end the connection, whatever its payload looks like. This payload
 /// happens to be a binary frame header announcing 4096 bytes that never come.
 #[test]
-#[ignore = "bug: the client parses the text payload as a frame header and waits 300 s (BodyReader)"]
 fn hostile_text_frame_where_an_uploaded_body_belongs() {
     assert_client_drops(
         |server, ws| {
@@ -399,7 +394,6 @@ fn hostile_close_frame_in_the_middle_of_a_request_body() {
 /// can follow a close frame, so the client has nothing left to wait for: it must give the
 /// exchange up (and end the thread) at once.
 #[test]
-#[ignore = "bug: after the close frame the client reads on for frames, until its 300 s stall time-out"]
 fn hostile_close_frame_in_the_middle_of_a_request_body_socket_left_open() {
     let (server, answered, _open) = HostileServer::feed(close_mid_upload, false);
     assert_527_naming(&answered, "WebSocket closed by peer", false);
