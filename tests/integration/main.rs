@@ -7,6 +7,7 @@ mod bodies;
 mod config;
 mod errors;
 mod gopeer;
+mod hostile_http;
 mod pools;
 mod reconnect;
 mod relay;
