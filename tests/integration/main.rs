@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod gopeer;
 mod hostile_heads;
+mod hostile_http;
 mod hostile_ws;
 mod pools;
 mod reconnect;

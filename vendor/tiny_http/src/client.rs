@@ -4,10 +4,16 @@ use std::io::Error as IoError;
 use std::io::Result as IoResult;
 use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
+use crate::head::{is_timeout, Head};
+use crate::limits::{
+    BODY_READ_TIMEOUT, HEADER_TIMEOUT, MAX_HEADER_COUNT, MAX_HEADER_LINE_LEN, MAX_HEAD_LEN,
+    MAX_REQUEST_LINE_LEN, WRITE_TIMEOUT,
+};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -34,16 +40,30 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // wsp patch: the accepted TCP socket, to set its time-outs (None for Unix sockets)
+    socket: Option<TcpStream>,
+
+    // wsp patch: when the connection was accepted; taken by the first request's head,
+    // whose deadline counts from it
+    accepted_at: Option<Instant>,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
-enum ReadError {
+pub(crate) enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// wsp patch: the head broke a limit or a rule of syntax: answered with this status
+    /// and this text, then the connection is closed
+    Rejected(u16, String),
+    /// wsp patch: the head started but did not arrive within `HEADER_TIMEOUT`
+    HeadTimedOut,
+    /// wsp patch: no byte of a request came in time: closed without an answer
+    Idle,
 }
 
 impl ClientConnection {
@@ -51,7 +71,12 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        socket: Option<TcpStream>,
     ) -> ClientConnection {
+        // wsp patch: a client that reads nothing of its response is dropped in time
+        if let Some(socket) = &socket {
+            socket.set_write_timeout(Some(WRITE_TIMEOUT)).ok();
+        }
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
@@ -65,6 +90,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            socket,
+            accepted_at: Some(Instant::now()),
         }
     }
 
@@ -77,37 +104,88 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// wsp patch: at most `max_len` bytes (`what` names the line in the error), and
+    /// every line ends with CRLF: a bare CR or LF is refused, not kept in the line.
+    fn read_next_line(
+        &mut self,
+        head: &mut Head,
+        max_len: usize,
+        what: &str,
+    ) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
+            let byte = self.next_head_byte(head)?;
 
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
+            if prev_byte_was_cr {
+                if byte != b'\n' {
+                    let why = format!("bare CR in {}: lines must end with CRLF", what);
+                    return Err(ReadError::Rejected(400, why));
+                }
                 return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                    .map_err(|_| ReadError::Rejected(400, format!("{} is not ASCII", what)));
             }
 
-            prev_byte_was_cr = byte == b'\r';
+            match byte {
+                b'\r' => prev_byte_was_cr = true,
+                b'\n' => {
+                    let why = format!("bare LF in {}: lines must end with CRLF", what);
+                    return Err(ReadError::Rejected(400, why));
+                }
+                _ if buf.len() == max_len => {
+                    let why = format!("{} longer than {} bytes", what, max_len);
+                    return Err(ReadError::Rejected(431, why));
+                }
+                _ => buf.push(byte),
+            }
+        }
+    }
 
-            buf.push(byte);
+    /// wsp patch: the next byte of the head, within `MAX_HEAD_LEN` and the head's time.
+    fn next_head_byte(&mut self, head: &mut Head) -> Result<u8, ReadError> {
+        if head.len == MAX_HEAD_LEN {
+            let why = format!("request head longer than {} bytes", MAX_HEAD_LEN);
+            return Err(ReadError::Rejected(431, why));
+        }
+        loop {
+            head.arm(self.socket.as_ref())?;
+            match self.next_header_source.by_ref().bytes().next() {
+                Some(Ok(byte)) => {
+                    head.received();
+                    return Ok(byte);
+                }
+                // still writing a response: the connection is busy, not idle
+                Some(Err(ref e))
+                    if is_timeout(e) && head.is_idle() && self.sink.responses_pending() =>
+                {
+                    continue
+                }
+                Some(Err(ref e)) if is_timeout(e) => return Err(head.expired()),
+                Some(Err(e)) => return Err(ReadError::ReadIoError(e)),
+                None => {
+                    let err = IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF");
+                    return Err(ReadError::ReadIoError(err));
+                }
+            }
         }
     }
 
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // wsp patch: the previous request's body shares the socket: wait until it is read
+        // before setting the socket's time-outs for this head
+        self.next_header_source
+            .wait_turn()
+            .map_err(ReadError::ReadIoError)?;
+        let mut head = Head::new(self.accepted_at.take());
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(&mut head, MAX_REQUEST_LINE_LEN, "request line")?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +196,16 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line =
+                        self.read_next_line(&mut head, MAX_HEADER_LINE_LEN, "header line")?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() == MAX_HEADER_COUNT {
+                        let why = format!("more than {} header fields", MAX_HEADER_COUNT);
+                        return Err(ReadError::Rejected(431, why));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -134,6 +217,25 @@ impl ClientConnection {
             };
 
             (method, path, version, headers)
+        };
+
+        // wsp patch: from here on, the socket is read for the body
+        if let Some(socket) = &self.socket {
+            socket
+                .set_read_timeout(Some(BODY_READ_TIMEOUT))
+                .map_err(ReadError::ReadIoError)?;
+        }
+
+        // wsp patch: upstream unwrapped this, panicking for a client gone before it was
+        // asked
+        let remote_addr = match self.remote_addr {
+            Ok(addr) => addr,
+            Err(ref e) => {
+                return Err(ReadError::ReadIoError(IoError::new(
+                    e.kind(),
+                    e.to_string(),
+                )))
+            }
         };
 
         // building the writer for the request
@@ -150,7 +252,7 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            remote_addr,
             data_source,
             writer,
         )
@@ -167,6 +269,26 @@ impl ClientConnection {
         // return the request
         Ok(request)
     }
+
+    /// wsp patch: answers an error the connection does not recover from.
+    fn answer_error(&mut self, status: u16, version: HTTPVersion, why: &str) {
+        let writer = self.sink.next().unwrap();
+        print_error(writer, status, version, why);
+    }
+}
+
+/// wsp patch: writes an error answer: `why` as a one-line text body, and
+/// `Connection: close`, as the connection is closed after it.
+fn print_error<W: std::io::Write>(mut writer: W, status: u16, version: HTTPVersion, why: &str) {
+    use crate::{Response, StatusCode};
+
+    let response = Response::from_string(format!("{}\n", why))
+        .with_status_code(StatusCode(status))
+        .with_connection_close();
+    response
+        .raw_print(&mut writer, version, &[], false, None)
+        .ok();
+    writer.flush().ok();
 }
 
 impl Iterator for ClientConnection {
@@ -175,8 +297,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
@@ -184,58 +304,63 @@ impl Iterator for ClientConnection {
         }
 
         loop {
+            // wsp patch: every error answer says in its body what was wrong, and the
+            // connection is closed after it
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    let why = "malformed request line: expected `METHOD /target HTTP/1.1`";
+                    self.answer_error(400, HTTPVersion(1, 1), why);
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    let why = "malformed header line: expected `Name: value`";
+                    self.answer_error(400, ver, why);
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                Err(ReadError::Rejected(status, why)) => {
+                    self.answer_error(status, HTTPVersion(1, 1), &why);
+                    return None;
+                }
+
+                Err(ReadError::HeadTimedOut) => {
+                    let why = format!(
+                        "request head not received within {} s",
+                        HEADER_TIMEOUT.as_secs()
+                    );
+                    self.answer_error(408, HTTPVersion(1, 1), &why);
+                    return None; // closing the connection
+                }
+
+                Err(ReadError::ReadIoError(ref err)) if is_timeout(err) => {
+                    // request timeout: reading a small body, buffered with its head
+                    let why = format!("request body stalled for {} s", BODY_READ_TIMEOUT.as_secs());
+                    self.answer_error(408, HTTPVersion(1, 1), &why);
                     return None; // closing the connection
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    let why = "unsupported Expect header: only 100-continue is supported";
+                    self.answer_error(417, ver, why);
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
-                Err(ReadError::ReadIoError(_)) => return None,
+                Err(ReadError::ReadIoError(_)) | Err(ReadError::Idle) => return None,
 
                 Ok(rq) => rq,
             };
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                // wsp patch: answered with the request's own writer (upstream took the
+                // sink's next one, which waits for this request's writer to be dropped:
+                // never, as the request lives on here), then closed
+                let why = "this server only supports HTTP versions 1.0 and 1.1";
+                print_error(rq.into_writer(), 505, HTTPVersion(1, 1), why);
+                return None;
             }
 
             // updating the status of the connection

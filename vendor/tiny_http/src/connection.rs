@@ -95,6 +95,16 @@ impl Connection {
         }
     }
 
+    /// wsp patch: a handle on the TCP socket, to set its time-outs; `None` for Unix
+    /// sockets, or if the socket cannot be duplicated.
+    pub(crate) fn tcp_handle(&self) -> Option<TcpStream> {
+        match self {
+            Self::Tcp(s) => s.try_clone().ok(),
+            #[cfg(unix)]
+            Self::Unix(_) => None,
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         match self {
             Self::Tcp(s) => s.try_clone().map(Self::from),

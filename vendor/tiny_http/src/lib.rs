@@ -112,6 +112,10 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::{
+    BODY_READ_TIMEOUT, HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEADER_COUNT, MAX_HEADER_LINE_LEN,
+    MAX_HEAD_LEN, MAX_REQUEST_LINE_LEN, WRITE_TIMEOUT,
+};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +123,8 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod head;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -294,6 +300,8 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        // wsp patch: a handle on the TCP socket, for the connection's time-outs
+                        let socket = sock.tcp_handle();
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -311,7 +319,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, socket))
                     }
                     Err(e) => Err(e),
                 };

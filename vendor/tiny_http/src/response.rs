@@ -285,6 +285,14 @@ where
         self.headers.push(header);
     }
 
+    /// wsp patch: adds `Connection: close`, which `add_header` refuses, to an answer
+    /// after which tiny_http closes the connection, so that the client knows.
+    pub(crate) fn with_connection_close(mut self) -> Response<R> {
+        let close = Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap();
+        self.headers.push(close);
+        self
+    }
+
     /// Returns the same request, but with an additional header.
     ///
     /// Some headers cannot be modified and some other have a

@@ -3,6 +3,9 @@ use std::io::Result as IoResult;
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
 
+/// wsp patch: size of the buffer through which an unread rest of a body is thrown away.
+const DRAIN_BUFFER_LEN: usize = 64 * 1024;
+
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
 /// If the limit is reached, it returns EOF. If the limit is not reached
@@ -65,11 +68,13 @@ where
 {
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
+        // wsp patch: upstream allocated the whole remaining size here, which comes from
+        // the client's Content-Length: a huge one aborted the process
+        let mut buf = vec![0; remaining_to_read.min(DRAIN_BUFFER_LEN)];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let len = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..len]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;

@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -95,6 +95,30 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// wsp patch: blocks until the readers before this one are dropped, so that this one
+    /// alone reads the stream from now on. Its owner may then change the socket (set its
+    /// time-outs) without disturbing a request body still being read.
+    pub fn wait_turn(&mut self) -> IoResult<()> {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            let reader = recv.recv().map_err(|_| {
+                let why = "the previous reader was dropped without passing the stream on";
+                IoError::new(ErrorKind::ConnectionAborted, why)
+            })?;
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// wsp patch: true while a writer handed out is alive, i.e. a response is still being
+    /// written: the connection is busy, not idle.
+    pub fn responses_pending(&self) -> bool {
+        Arc::strong_count(&self.writer) > 1
+    }
+}
+
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
@@ -112,15 +136,11 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
 
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        let mut reader = match self.inner {
-            SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
-            SequentialReaderInner::Empty => unreachable!(),
-        };
-
-        let result = reader.read(buf);
-        self.inner = SequentialReaderInner::MyTurn(reader);
-        result
+        self.wait_turn()?;
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => reader.read(buf),
+            SequentialReaderInner::Waiting(_) | SequentialReaderInner::Empty => unreachable!(),
+        }
     }
 }
 
@@ -155,10 +175,14 @@ where
             SequentialReaderInner::MyTurn(reader) => {
                 self.next.send(reader).ok();
             }
-            SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
-            }
+            // wsp patch: upstream waited here for the previous reader to pass the stream
+            // on, only to pass it to the next. A reader still waiting is only ever dropped
+            // with its `ClientConnection`, whose builder is already gone, so no next
+            // reader exists; and the previous one is the body of the last request: for a
+            // protocol upgrade, the upgraded stream, alive for the whole WebSocket. The
+            // wait held a thread of the pool for that long. The stream is now dropped by
+            // the previous reader, when its send finds no receiver.
+            SequentialReaderInner::Waiting(_) => (),
             SequentialReaderInner::Empty => (),
         }
     }
