@@ -40,6 +40,16 @@ fn registrations(server: &Server, id: &str) -> usize {
     server.proc.log.lock().matches(&needle).count()
 }
 
+/// How many connections all clients registered so far.
+fn all_registrations(server: &Server) -> usize {
+    server
+        .proc
+        .log
+        .lock()
+        .matches("registered a connection")
+        .count()
+}
+
 /// How many of client `id`'s connections the server found dead so far.
 fn dead_connections(server: &Server, id: &str) -> usize {
     let needle = format!("client {id}: connection dead");
@@ -214,13 +224,7 @@ fn a_hanging_internal_api_gets_504_from_the_client_and_the_connection_is_reused(
             "1",
         ],
     );
-    let registered = stack
-        .server
-        .proc
-        .log
-        .lock()
-        .matches("registered a connection")
-        .count();
+    let registered = all_registrations(&stack.server);
     let reply = stack.relay("GET", "/sleep?ms=5000", &[], None);
     assert_eq!(reply.status, 504, "{}", reply.text());
     let text = reply.text();
@@ -230,13 +234,7 @@ fn a_hanging_internal_api_gets_504_from_the_client_and_the_connection_is_reused(
     // The one connection the client may have served the 504 and serves on.
     let reply = stack.relay("GET", "/hello", &[], None);
     assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
-    let now = stack
-        .server
-        .proc
-        .log
-        .lock()
-        .matches("registered a connection")
-        .count();
+    let now = all_registrations(&stack.server);
     assert_eq!(now, registered, "the connection was not reused");
 }
 

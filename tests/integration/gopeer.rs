@@ -118,15 +118,7 @@ fn check_secret(req: &Request, resp: Response) -> Result<Response, ErrorResponse
 fn client_streams_a_request_body_from_go_framing() {
     let upstream = upstream();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let target = format!("ws://{}/register", listener.local_addr().expect("addr"));
-    let client = start_client_raw(&[
-        "--target",
-        &target,
-        "--secret-key",
-        SECRET,
-        "--pool-idle-size",
-        "1",
-    ]);
+    let client = start_client_for(&listener);
     let (stream, _) = listener.accept().expect("client connects");
     let mut ws = tungstenite::accept_hdr(stream, check_secret).expect("accept");
     let greeting = read_text(&mut ws);

@@ -170,6 +170,20 @@ pub fn start_client(server: &Server, extra: &[&str]) -> Proc {
     start_client_raw(&args)
 }
 
+/// Starts `wsp_client` registering one connection to whoever listens on `listener` (a
+/// test playing the server).
+pub fn start_client_for(listener: &TcpListener) -> Proc {
+    let target = format!("ws://{}/register", listener.local_addr().expect("address"));
+    start_client_raw(&[
+        "--target",
+        &target,
+        "--secret-key",
+        SECRET,
+        "--pool-idle-size",
+        "1",
+    ])
+}
+
 /// Starts `wsp_client` with exactly these flags.
 pub fn start_client_raw(args: &[&str]) -> Proc {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -256,7 +270,17 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 fn into_reply(response: ureq::http::Response<ureq::Body>) -> Reply {
+    try_into_reply(response).unwrap_or_else(|e| panic!("read response body: {e}"))
+}
+
+/// The whole response, or where its body broke off.
+pub fn try_into_reply(response: ureq::http::Response<ureq::Body>) -> Result<Reply, String> {
+    let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
+    let mut bytes = Vec::new();
+    body.into_reader()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("status {status}, body cut after {} bytes: {e}", bytes.len()))?;
     let headers = parts
         .headers
         .iter()
@@ -267,15 +291,11 @@ fn into_reply(response: ureq::http::Response<ureq::Body>) -> Reply {
             )
         })
         .collect();
-    let mut bytes = Vec::new();
-    body.into_reader()
-        .read_to_end(&mut bytes)
-        .expect("read response body");
-    Reply {
-        status: parts.status.as_u16(),
+    Ok(Reply {
+        status,
         headers,
         body: bytes,
-    }
+    })
 }
 
 /// Polls until a GET of the upstream's `/hello` through the proxy answers 200: the client

@@ -444,27 +444,7 @@ impl LonePeer {
 
 /// The caller's view of the answer: whole, or where it broke.
 fn read_answer(response: ureq::http::Response<ureq::Body>) -> Answer {
-    let status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    let mut bytes = Vec::new();
-    body.into_reader()
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("status {status}, body cut after {} bytes: {e}", bytes.len()))?;
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    Ok(Reply {
-        status,
-        headers,
-        body: bytes,
-    })
+    try_into_reply(response)
 }
 
 /// Waits up to [`READY`] for the caller's answer.
@@ -499,15 +479,7 @@ impl HostileServer {
     pub fn start() -> (HostileServer, RawWs) {
         let upstream = upstream();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let target = format!("ws://{}/register", listener.local_addr().expect("address"));
-        let client = start_client_raw(&[
-            "--target",
-            &target,
-            "--secret-key",
-            SECRET,
-            "--pool-idle-size",
-            "1",
-        ]);
+        let client = start_client_for(&listener);
         let (ws, greeting) = RawWs::accept(&listener);
         assert!(greeting.ends_with("_1"), "{greeting}");
         let pid = client.pid();
