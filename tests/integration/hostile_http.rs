@@ -233,6 +233,34 @@ fn bare_cr_or_lf_in_a_header_is_answered_400() {
     assert_refused(&server, "bare CR", cr, 400, cr_text);
 }
 
+/// A request tiny_http parses but no HTTP stack would send on: refused before any client
+/// sees it, and the connection stays usable.
+#[test]
+fn invalid_methods_and_control_characters_are_answered_400() {
+    let stack = Stack::start(&[], &[]);
+    let destination = stack.url("/hello");
+    let cases = [
+        ("GE(T", "X-Ok: 1", "method \"GE(T\" is not a token"),
+        (
+            "GET",
+            "X-Bell: a\x07b",
+            "header X-Bell has a value with control characters",
+        ),
+    ];
+    for (method, header, why) in cases {
+        let request = format!(
+            "{method} /request HTTP/1.1\r\nHost: wsp\r\n{header}\r\n\
+             X-PROXY-DESTINATION: {destination}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let mut stream = connect(stack.server.addr);
+        stream.write_all(request.as_bytes()).expect("send");
+        let answer = read_answer(&mut BufReader::new(&stream));
+        assert_eq!(answer.status, 400, "{method} {header:?}: {answer:?}");
+        assert_eq!(answer.body, format!("Bad request: invalid head: {why}\n"));
+    }
+    assert_eq!(stack.relay("GET", "/hello", &[], None).status, 200);
+}
+
 #[test]
 fn other_malformed_heads_get_a_text_answer() {
     let server = Server::start(&[]);
