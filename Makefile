@@ -2,8 +2,10 @@
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
 
 CARGO ?= cargo
+# Seconds each fuzz target runs for in `make fuzz`.
+FUZZ_SECS ?= 60
 
-.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo
+.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo fuzz
 
 build:
 	$(CARGO) build --release --bins --examples
@@ -33,3 +35,8 @@ run-client:
 
 demo: build
 	./scripts/demo.sh
+
+# Fuzz the parsers of untrusted input, FUZZ_SECS seconds per target (nightly + cargo-fuzz;
+# not part of `test` or CI). FUZZ_TARGETS="heads config" picks targets. See fuzz/run.sh.
+fuzz:
+	FUZZ_SECS=$(FUZZ_SECS) FUZZ_TARGETS="$(FUZZ_TARGETS)" ./fuzz/run.sh
