@@ -80,6 +80,11 @@ impl RequestHead {
         if self.url.is_empty() {
             return Err(Error::Head("empty URL".into()));
         }
+        // URL parsers drop tabs and newlines silently, and logs would print them: a URL
+        // that holds any control character is refused, not cleaned.
+        if self.url.chars().any(char::is_control) {
+            return Err(Error::Head("URL has control characters".into()));
+        }
         check_length(self.content_length)?;
         check_headers(&self.header)
     }
@@ -229,5 +234,11 @@ mod tests {
         assert!(err.to_string().contains("not a token"));
         let err = RequestHead::parse(r#"{"Method":"GET"}"#).unwrap_err();
         assert!(err.to_string().contains("missing field `URL`"));
+        let forged = r#"{"Method":"GET","URL":"http://a/\n12:00:00 [INFO] forged"}"#;
+        let err = RequestHead::parse(forged).unwrap_err();
+        assert!(
+            err.to_string().contains("URL has control characters"),
+            "{err}"
+        );
     }
 }

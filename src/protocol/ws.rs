@@ -148,6 +148,9 @@ impl<S: Read + Write> WsConn<S> {
             let mut cursor = Cursor::new(pending);
             let complete = match FrameHeader::parse(&mut cursor) {
                 Ok(Some((header, len))) => match header.opcode {
+                    // The length is the peer's word: a long control frame is refused
+                    // before it is added to anything.
+                    OpCode::Control(_) if len > MAX_CONTROL_PAYLOAD => return Idle::Gone,
                     OpCode::Control(_) => cursor.position() + len <= pending.len() as u64,
                     OpCode::Data(_) => return Idle::Gone,
                 },

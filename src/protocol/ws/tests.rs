@@ -306,6 +306,21 @@ fn idle_check_answers_pings_and_spots_dead_peers() {
     let mut partial = frame(0x89, b"abc", true);
     partial.truncate(3);
     assert_eq!(idle(partial, false).check_idle(), Idle::Quiet, "partial");
+    // Found by the fuzzer: a ping announcing u64::MAX bytes overflowed the sum.
+    let huge = [
+        0x89, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4,
+    ];
+    assert_eq!(
+        idle(huge.to_vec(), false).check_idle(),
+        Idle::Gone,
+        "huge ping"
+    );
+    let long = frame(0x89, &[0; 126], true);
+    assert_eq!(
+        idle(long, false).check_idle(),
+        Idle::Gone,
+        "ping over 125 bytes"
+    );
 }
 
 #[test]
