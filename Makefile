@@ -1,9 +1,13 @@
 # Aliases for the exact commands CI runs (`test` = fmt check, clippy, tests, in that order),
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
+# `make soak` loads the proxy for SOAK_SECS seconds while killing clients and restarting the
+# server (see BENCHMARKS.md); `make soak SOAK_SECS=60` for a short run.
 
 CARGO ?= cargo
 
-.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo
+.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo soak
+
+SOAK_SECS ?= 300
 
 build:
 	$(CARGO) build --release --bins --examples
@@ -33,3 +37,6 @@ run-client:
 
 demo: build
 	./scripts/demo.sh
+
+soak: build
+	SOAK_SECS=$(SOAK_SECS) ./target/release/examples/soak
