@@ -6,7 +6,8 @@
 //! fault schedule ([`schedule`]), classifies every failure ([`classify`]) and prints the
 //! report ([`report`]), also written to `target/soak-report.md`. The children's output goes
 //! to `target/soak-logs/<name>-<generation>.log`, every failed request to
-//! `target/soak-logs/failed-requests.tsv`.
+//! `target/soak-logs/failed-requests.tsv`, every memory and thread sample to
+//! `target/soak-logs/samples.tsv`.
 //!
 //! `SOAK_SECS` sets the length of the load (default 300). The exit code is 1 when a
 //! failure is not explained by a fault (class (c)) or a process exited by itself.
@@ -16,6 +17,7 @@ mod routes;
 
 mod classify;
 mod load;
+mod os;
 mod procs;
 mod report;
 mod sample;
@@ -75,13 +77,17 @@ fn run() -> Result<report::Report, String> {
         callers: CALLERS,
     };
     let report = report::build(&setup, &records, &timeline);
-    let failed = log_dir.join("failed-requests.tsv");
-    std::fs::write(&failed, report::failures_tsv(&records, &timeline))
-        .map_err(|e| format!("writing {}: {e}", failed.display()))?;
+    write(
+        &log_dir.join("failed-requests.tsv"),
+        &report::failures_tsv(&records, &timeline),
+    )?;
+    write(
+        &log_dir.join("samples.tsv"),
+        &sample::to_tsv(&timeline.samples),
+    )?;
     println!("{}", report.markdown);
     let path = target_dir.join("soak-report.md");
-    std::fs::write(&path, &report.markdown)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    write(&path, &report.markdown)?;
     eprintln!("soak: report written to {}", path.display());
     Ok(report)
 }
@@ -141,6 +147,10 @@ fn release_dir() -> Result<PathBuf, String> {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .ok_or_else(|| format!("{} is not in target/release/examples/", exe.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// `dir`, emptied of the logs of an earlier run.

@@ -4,7 +4,8 @@
 //! server or client running.
 //!
 //! Ctrl-C needs nothing more: the children are in the soak's process group, so the
-//! terminal's SIGINT reaches them too.
+//! terminal's SIGINT reaches them too. And should the soak itself be killed by a signal,
+//! the kernel kills them ([`os::kill_with_parent`]).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -12,12 +13,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::os;
+
 /// How often a log file or a process is looked at while waiting for it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A child process that is killed when dropped.
 pub struct Proc {
-    /// Its name in reports, e.g. `client-a`.
+    /// Its name in reports: `test_api`, `server`, `soak-a`, `soak-b`.
     pub name: String,
     /// 1 for the first process of this name, +1 for each restart.
     pub generation: u32,
@@ -42,7 +45,8 @@ impl Proc {
         let err = out
             .try_clone()
             .map_err(|e| format!("sharing {}: {e}", log.display()))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        let child = os::kill_with_parent(&mut command)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -104,7 +108,7 @@ impl Proc {
     /// SIGTERM was sent, and whether SIGKILL was needed.
     pub fn terminate(&mut self, grace: Duration) -> (Instant, bool) {
         let sent_at = Instant::now();
-        if let Err(e) = send_sigterm(self.pid()) {
+        if let Err(e) = os::send_sigterm(self.pid()) {
             eprintln!("soak: SIGTERM to {self}: {e}; sending SIGKILL");
             self.kill();
             return (sent_at, true);
@@ -118,24 +122,6 @@ impl Proc {
         }
         self.kill();
         (sent_at, true)
-    }
-}
-
-/// `kill(pid, SIGTERM)` as a system call, not through kill(1), so that the moment it is
-/// sent is known to the millisecond: requests under way at that moment are told apart from
-/// those sent after it.
-fn send_sigterm(pid: u32) -> std::io::Result<()> {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    const SIGTERM: i32 = 15;
-    let pid = i32::try_from(pid).map_err(std::io::Error::other)?;
-    // SAFETY: kill(2) takes two integers and touches no memory of ours; `pid` is our own
-    // child, not yet reaped (we hold its `Child`), so it cannot name another process.
-    if unsafe { kill(pid, SIGTERM) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
