@@ -110,3 +110,108 @@ pub fn relative_to_faults(record: &Record, timeline: &Timeline) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Kill;
+    use crate::stack::Restart;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// A kill at 20 s, a SIGTERM at 30 s, the new server listening at 31 s.
+    fn timeline() -> Timeline {
+        Timeline {
+            kills: vec![Kill {
+                at: secs(20.0),
+                client: "soak-a".into(),
+                generation: 1,
+            }],
+            restart: Some(Restart {
+                term: secs(30.0),
+                gone: secs(30.5),
+                forced: false,
+                ready: secs(31.0),
+            }),
+            ..Timeline::default()
+        }
+    }
+
+    fn record(kind: Kind, start: f64, latency: f64, outcome: Outcome) -> Record {
+        Record {
+            kind,
+            start: secs(start),
+            latency: secs(latency),
+            outcome,
+        }
+    }
+
+    fn status_526() -> Outcome {
+        Outcome::Status {
+            code: 526,
+            first_line: "No proxy available".into(),
+        }
+    }
+
+    fn refused() -> Outcome {
+        Outcome::Transport {
+            connect: true,
+            error: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn post_or_cut_body_across_a_kill_is_the_unsafe_case() {
+        let t = timeline();
+        let post = record(Kind::Post, 19.99, 0.02, status_526());
+        assert_eq!(classify(&post, &t), Class::UnsafeInFlight);
+        let cut = record(Kind::Bytes, 19.99, 0.02, Outcome::BodyCut("eof".into()));
+        assert_eq!(classify(&cut, &t), Class::UnsafeInFlight);
+    }
+
+    #[test]
+    fn get_lost_at_a_kill_or_post_after_it_is_unexplained() {
+        let t = timeline();
+        let get = record(Kind::Sleep, 19.99, 0.02, status_526());
+        assert_eq!(classify(&get, &t), Class::Other);
+        let post_after = record(Kind::Post, 20.01, 0.01, status_526());
+        assert_eq!(classify(&post_after, &t), Class::Other);
+    }
+
+    #[test]
+    fn refusals_belong_to_the_restart_only_inside_its_window() {
+        let t = timeline();
+        assert_eq!(
+            classify(&record(Kind::Hello, 30.2, 0.0, refused()), &t),
+            Class::ServerRestart
+        );
+        let late = 31.0 + REJOIN_WINDOW.as_secs_f64() - 0.1;
+        let in_window = record(Kind::Hello, late, 0.0, status_526());
+        assert_eq!(classify(&in_window, &t), Class::ServerRestart);
+        let after = record(Kind::Hello, late + 0.2, 0.0, status_526());
+        assert_eq!(classify(&after, &t), Class::Other);
+        let in_flight_at_term = record(Kind::Hello, 29.99, 0.02, refused());
+        assert_eq!(classify(&in_flight_at_term, &t), Class::Other);
+        let ok = record(Kind::Hello, 30.2, 0.0, Outcome::Ok);
+        assert_eq!(classify(&ok, &t), Class::Ok);
+    }
+
+    #[test]
+    fn near_fault_and_place_relative_to_faults() {
+        let t = timeline();
+        assert!(near_fault(&record(Kind::Hello, 21.0, 0.1, Outcome::Ok), &t));
+        assert!(!near_fault(
+            &record(Kind::Hello, 25.0, 0.1, Outcome::Ok),
+            &t
+        ));
+        let place = relative_to_faults(&record(Kind::Post, 20.5, 0.1, status_526()), &t);
+        assert_eq!(
+            place,
+            "started 0.50 s after the SIGKILL of soak-a #1 (t=20.00 s)"
+        );
+        let place = relative_to_faults(&record(Kind::Hello, 1.0, 0.0, Outcome::Ok), &t);
+        assert_eq!(place, "before any fault");
+    }
+}
