@@ -16,6 +16,7 @@
 mod routes;
 
 mod classify;
+mod dump;
 mod load;
 mod os;
 mod procs;
@@ -77,13 +78,11 @@ fn run() -> Result<report::Report, String> {
         callers: CALLERS,
     };
     let report = report::build(&setup, &records, &timeline);
-    write(
-        &log_dir.join("failed-requests.tsv"),
-        &report::failures_tsv(&records, &timeline),
-    )?;
+    let failed = dump::failures_tsv(&records, &timeline);
+    write(&log_dir.join("failed-requests.tsv"), &failed)?;
     write(
         &log_dir.join("samples.tsv"),
-        &sample::to_tsv(&timeline.samples),
+        &dump::samples_tsv(&timeline.samples),
     )?;
     println!("{}", report.markdown);
     let path = target_dir.join("soak-report.md");

@@ -271,7 +271,7 @@ fn failures(md: &mut String, all: &[Classified]) {
     md.push('\n');
 }
 
-fn class_name(class: Class) -> &'static str {
+pub fn class_name(class: Class) -> &'static str {
     match class {
         Class::Ok => "ok",
         Class::UnsafeInFlight => "(a)",
@@ -378,27 +378,6 @@ fn memory(md: &mut String, samples: &[Sample], timeline: &Timeline) {
         line(&format!("last generation {age}"), last);
     }
     md.push('\n');
-}
-
-/// Every failed request as tab-separated lines (start, latency, request, class, outcome,
-/// place relative to the faults), for digging further than the report.
-pub fn failures_tsv(records: &[Record], timeline: &Timeline) -> String {
-    let mut tsv = String::from("start_s\tlatency_ms\trequest\tclass\toutcome\tfaults\n");
-    let mut failed: Vec<&Record> = records.iter().filter(|r| !r.outcome.is_ok()).collect();
-    failed.sort_by_key(|r| r.start);
-    for r in failed {
-        let _ = writeln!(
-            tsv,
-            "{:.3}\t{:.1}\t{}\t{}\t{}\t{}",
-            r.start.as_secs_f64(),
-            r.latency.as_secs_f64() * 1e3,
-            r.kind.describe(),
-            class_name(classify::classify(r, timeline)),
-            r.outcome.describe().replace('\t', " "),
-            classify::relative_to_faults(r, timeline)
-        );
-    }
-    tsv
 }
 
 /// Text made safe for a markdown table cell.

@@ -32,23 +32,6 @@ pub fn read(proc: &Proc, at: Duration) -> Option<Sample> {
     })
 }
 
-/// All samples as tab-separated lines, to plot memory and threads over the run.
-pub fn to_tsv(samples: &[Sample]) -> String {
-    let mut tsv = String::from("t_s\tprocess\tgeneration\tage_s\trss_kib\tthreads\n");
-    for s in samples {
-        tsv.push_str(&format!(
-            "{:.1}\t{}\t{}\t{:.1}\t{}\t{}\n",
-            s.at.as_secs_f64(),
-            s.name,
-            s.generation,
-            s.age.as_secs_f64(),
-            s.rss_kib,
-            s.threads
-        ));
-    }
-    tsv
-}
-
 fn field(status: &str, name: &str) -> Option<u64> {
     status
         .lines()
