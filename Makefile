@@ -1,11 +1,16 @@
 # Aliases for the exact commands CI runs (`test` = fmt check, clippy, tests, in that order),
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
+# `make soak` loads the proxy for SOAK_SECS seconds while killing clients and restarting the
+# server (see BENCHMARKS.md); `make soak SOAK_SECS=60` for a short run.
 
 CARGO ?= cargo
 # Seconds each fuzz target runs for in `make fuzz`.
 FUZZ_SECS ?= 60
 
-.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo fuzz
+# Seconds `make soak` runs for.
+SOAK_SECS ?= 300
+
+.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo fuzz soak
 
 build:
 	$(CARGO) build --release --bins --examples
@@ -40,3 +45,6 @@ demo: build
 # not part of `test` or CI). FUZZ_TARGETS="heads config" picks targets. See fuzz/run.sh.
 fuzz:
 	FUZZ_SECS=$(FUZZ_SECS) FUZZ_TARGETS="$(FUZZ_TARGETS)" ./fuzz/run.sh
+
+soak: build
+	SOAK_SECS=$(SOAK_SECS) ./target/release/examples/soak
