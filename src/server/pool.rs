@@ -164,17 +164,22 @@ impl Hub {
     }
 
     /// Takes an idle connection, waiting until `deadline` for one if all are busy.
-    /// Among clients with an idle connection, the least busy one is chosen.
+    /// Among clients with an idle connection, the least busy one is chosen, and client
+    /// `avoid` (whose connection just failed: it may be dying) only when no other has one.
     /// A connection found dead while idle is dropped and another one taken, so a caller
     /// never pays for a client that died before its request arrived.
-    pub fn acquire(&self, deadline: Instant) -> Result<Lease<'_>, AcquireError> {
+    pub fn acquire(
+        &self,
+        deadline: Instant,
+        avoid: Option<&str>,
+    ) -> Result<Lease<'_>, AcquireError> {
         loop {
             let idle = {
                 let mut state = self.state.lock();
                 if state.clients.is_empty() {
                     return Err(AcquireError::NoClient);
                 }
-                match state.take_idle() {
+                match state.take_idle(avoid) {
                     Some(conn) => conn,
                     None => {
                         let (tx, rx) = bounded(1);
@@ -322,8 +327,8 @@ impl State {
         }
     }
 
-    /// Pops an idle connection of the least busy client that has one.
-    fn take_idle(&mut self) -> Option<Connection> {
+    /// Pops an idle connection of the least busy client that has one, `avoid` last.
+    fn take_idle(&mut self, avoid: Option<&str>) -> Option<Connection> {
         let n = self.clients.len().max(1);
         self.turn = self.turn.wrapping_add(1);
         let turn = self.turn;
@@ -332,7 +337,10 @@ impl State {
             .iter_mut()
             .enumerate()
             .filter(|(_, (_, p))| !p.idle.is_empty())
-            .min_by_key(|(i, (_, p))| (p.busy, (i + n - turn % n) % n))
+            .min_by_key(|(i, (id, p))| {
+                let avoided = avoid.is_some_and(|a| a == &***id);
+                (avoided, p.busy, (i + n - turn % n) % n)
+            })
             .map(|(_, entry)| entry)?;
         pool.busy += 1;
         pool.idle.pop()

@@ -7,6 +7,8 @@
 //! status line has gone out). The connection goes back to the pool
 //! only when its exchange ended exactly at a message boundary; otherwise it is dropped.
 
+use std::sync::Arc;
+
 use tiny_http::{HTTPVersion, Method, Request};
 
 use super::pool::{Lease, Stream};
@@ -29,8 +31,9 @@ pub enum Outcome {
     /// The caller got an answer.
     Answered,
     /// The connection failed before the request could have had an effect and before
-    /// anything of the caller's was consumed: the request may go over another connection.
-    Retry(Request),
+    /// anything of the caller's was consumed: the request may go over another connection,
+    /// preferably of another client than this one.
+    Retry(Request, Arc<str>),
 }
 
 /// Relays `request` over the leased connection and answers the caller, unless the
@@ -50,7 +53,7 @@ pub fn relay(
         Err((stage, e)) => {
             log::warn!("{} {} via {client_id}: {e}", head.method, head.url);
             if is_replayable(head, stage, &e) {
-                return Outcome::Retry(request);
+                return Outcome::Retry(request, client_id);
             }
             let (status, text) = failure(shared, &client_id, &e);
             let _ = request.respond(text_response(status, &text));
@@ -161,13 +164,17 @@ fn answer_error(out: &mut dyn std::io::Write, relayed: &respond::ResponseHead<'_
 /// Where a failed exchange stood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
+    /// Sending the head of a request with a body, before any of the body was read.
+    Head,
+    /// Sending the request (the rest of it).
     Sending,
+    /// Waiting for the response head.
     Receiving,
 }
 
-/// Safe to send again elsewhere: nothing of the caller's body was consumed, and either
-/// the request never got out, or it is idempotent and the connection simply died
-/// (closed or reset) before any answer. A time-out is no death: the client may be busy
+/// Safe to send again elsewhere: the connection simply died (closed or reset), nothing
+/// of the caller's body was consumed, and either the request never got out whole, or it
+/// is idempotent and no answer had begun. A time-out is no death: the client may be busy
 /// performing the request, and sending it again would double the work and the wait.
 fn is_replayable(head: &RequestHead, stage: Stage, error: &Error) -> bool {
     let connection_lost = match error {
@@ -175,9 +182,10 @@ fn is_replayable(head: &RequestHead, stage: Stage, error: &Error) -> bool {
         Error::Io(_) => !error.is_timeout(),
         _ => false,
     };
-    head.body_len() == Some(0)
-        && connection_lost
-        && (stage == Stage::Sending || IDEMPOTENT.contains(&head.method.as_str()))
+    let untouched = stage == Stage::Head || head.body_len() == Some(0);
+    connection_lost
+        && untouched
+        && (stage != Stage::Receiving || IDEMPOTENT.contains(&head.method.as_str()))
 }
 
 /// Messages 1 and 2 out, message 3 in.
@@ -188,6 +196,11 @@ fn send_request(
 ) -> Result<ResponseHead, (Stage, Error)> {
     let sending = |e| (Stage::Sending, e);
     ws.write_text(&to_json(head)).map_err(sending)?;
+    if head.body_len() != Some(0) {
+        // Out before the body is touched: a connection found dead here costs the caller
+        // nothing, and the request, body and all, can go over another one.
+        ws.flush().map_err(|e| (Stage::Head, e))?;
+    }
     ws.write_body(request.as_reader(), head.body_len())
         .map_err(sending)?;
     let receiving = |e| (Stage::Receiving, e);

@@ -41,8 +41,10 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
         log::info!("{} {}: {denied}", head.method, head.url);
         return refuse(request, &denied.to_string());
     }
+    let mut failed_client = None;
     for _ in 0..MAX_ATTEMPTS {
-        let lease = match shared.hub.acquire(arrival + shared.config.timeout) {
+        let deadline = arrival + shared.config.timeout;
+        let lease = match shared.hub.acquire(deadline, failed_client.as_deref()) {
             Ok(lease) => lease,
             Err(AcquireError::NoClient) => return busy(shared, request, "No proxy available"),
             Err(AcquireError::Timeout) => {
@@ -51,7 +53,10 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
         };
         match relay::relay(shared, lease, &head, request) {
             Outcome::Answered => return,
-            Outcome::Retry(again) => request = again,
+            Outcome::Retry(again, client) => {
+                request = again;
+                failed_client = Some(client);
+            }
         }
     }
     refuse(
