@@ -1,13 +1,16 @@
 //! Which failures the faults explain, and which they do not.
 //!
-//! - (a) **unsafe in flight**: under way when a client was killed, and not safe to send
-//!   again: a POST (its body may have reached the upstream), or a response whose head had
-//!   already gone out to the caller (only a cut connection can tell the caller then). The
-//!   caller cannot see which client carried a request, so "under way at the kill" is what
-//!   is checked: a failed request of the other client would be counted here too.
+//! - (a) **unsafe in flight**: under way while a client was dying (from its SIGKILL until
+//!   it was reaped and its sockets closed), and not safe to send again: a POST (its body
+//!   may have reached the upstream), or a response whose head had already gone out to the
+//!   caller (only a cut connection can tell the caller then). The caller cannot see which
+//!   client carried a request, so "under way while it died" is what is checked: a failed
+//!   request of the other client would be counted here too.
 //! - (b) **server restart**: started while the server was stopping or down, or within
 //!   [`REJOIN_WINDOW`] after the new one listened, and failed to connect, got no answer,
-//!   or got a 526 (no client registered again yet).
+//!   or got a 526 (no client registered again yet); or under way at the SIGTERM and
+//!   answered 503 `wsp server is shutting down` (it reached the server after it stopped
+//!   taking requests).
 //! - (c) **other**: everything else, the target being zero: a GET lost with a killed
 //!   client (the server should have tried another connection), a request in flight when
 //!   the server got SIGTERM (it should have finished it), a 526 long after a fault, ...
@@ -49,7 +52,8 @@ pub fn classify(record: &Record, timeline: &Timeline) -> Class {
 
 fn is_unsafe_in_flight(record: &Record, timeline: &Timeline) -> bool {
     let not_retryable = record.kind == Kind::Post || matches!(record.outcome, Outcome::BodyCut(_));
-    not_retryable && timeline.kills.iter().any(|k| record.spans(k.at))
+    let dying = |k: &crate::schedule::Kill| record.start <= k.gone && k.at <= record.end();
+    not_retryable && timeline.kills.iter().any(dying)
 }
 
 fn is_server_restart(record: &Record, timeline: &Timeline) -> bool {
@@ -65,7 +69,10 @@ fn is_server_restart(record: &Record, timeline: &Timeline) -> bool {
                 ..
             }
     );
-    during && refused
+    let shutting_down = matches!(record.outcome, Outcome::Status { code: 503, .. })
+        && record.start <= restart.ready
+        && restart.term <= record.end();
+    (during && refused) || shutting_down
 }
 
 /// Whether `record` was under way within [`SETTLE`] after a fault (or while the server
@@ -126,6 +133,7 @@ mod tests {
         Timeline {
             kills: vec![Kill {
                 at: secs(20.0),
+                gone: secs(20.005),
                 client: "soak-a".into(),
                 generation: 1,
             }],

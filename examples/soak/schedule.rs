@@ -22,8 +22,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// A client SIGKILLed.
 #[derive(Clone, Debug)]
 pub struct Kill {
-    /// Since the load started.
+    /// Since the load started: when SIGKILL was sent.
     pub at: Duration,
+    /// When the killed process had been reaped: its sockets are closed from then on.
+    pub gone: Duration,
     pub client: String,
     /// The generation killed.
     pub generation: u32,
@@ -73,9 +75,10 @@ pub fn run(
         } else if now >= next_kill {
             let killed = &stack.clients[victim];
             let (client, generation) = (killed.name.clone(), killed.generation);
-            let at = stack.kill_client(victim, t0)?;
+            let (at, gone) = stack.kill_client(victim, t0)?;
             timeline.kills.push(Kill {
                 at,
+                gone,
                 client,
                 generation,
             });

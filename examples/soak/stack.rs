@@ -116,11 +116,17 @@ impl Stack {
 
     /// SIGKILLs client `index` and starts it again at once with the same id; returns the
     /// moment of the kill.
-    pub fn kill_client(&mut self, index: usize, t0: Instant) -> Result<Duration, String> {
+    /// Returns when SIGKILL was sent and when the process was reaped.
+    pub fn kill_client(
+        &mut self,
+        index: usize,
+        t0: Instant,
+    ) -> Result<(Duration, Duration), String> {
         let at = t0.elapsed();
         self.clients[index].kill();
+        let gone = t0.elapsed();
         self.restart_client(index)?;
-        Ok(at)
+        Ok((at, gone))
     }
 
     /// Starts client `index` again (after a kill or an unexpected exit).

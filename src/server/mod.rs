@@ -202,8 +202,11 @@ impl Server {
             }
             let wait = DRAIN_POLL.min(deadline - now);
             if let Ok(Some(request)) = self.http.recv_timeout(wait) {
-                let text = "wsp server is shutting down";
-                let _ = request.respond(text_response(503, text));
+                let mut response = text_response(503, "wsp server is shutting down");
+                if let Ok(h) = Header::from_bytes(&b"Retry-After"[..], &b"1"[..]) {
+                    response.add_header(h);
+                }
+                let _ = request.respond(response);
             }
         }
     }
