@@ -202,11 +202,8 @@ impl Server {
             }
             let wait = DRAIN_POLL.min(deadline - now);
             if let Ok(Some(request)) = self.http.recv_timeout(wait) {
-                let mut response = text_response(503, "wsp server is shutting down");
-                if let Ok(h) = Header::from_bytes(&b"Retry-After"[..], &b"1"[..]) {
-                    response.add_header(h);
-                }
-                let _ = request.respond(response);
+                let response = text_response(503, "wsp server is shutting down");
+                let _ = request.respond(retry_later(response));
             }
         }
     }
@@ -265,6 +262,14 @@ fn route(shared: &Shared, request: tiny_http::Request) {
 /// wsp's plain-text answer: the message and a newline.
 pub fn text_response(status: u16, text: &str) -> Response<io::Cursor<Vec<u8>>> {
     plain_response(status, format!("{text}\n"))
+}
+
+/// Adds `Retry-After: 1` to a 503: the caller, or a load balancer, may try again soon.
+pub fn retry_later<R: io::Read>(mut response: Response<R>) -> Response<R> {
+    if let Ok(h) = Header::from_bytes(&b"Retry-After"[..], &b"1"[..]) {
+        response.add_header(h);
+    }
+    response
 }
 
 fn plain_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {

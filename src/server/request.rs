@@ -67,13 +67,11 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
 
 /// No connection to be had: wsp's 526, or a 503 that tells when to try again.
 fn busy(shared: &Shared, request: Request, text: &str) {
-    let mut response = text_response(shared.config.busy_status, text);
-    if shared.config.busy_status == 503 {
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"Retry-After"[..], &b"1"[..]) {
-            response.add_header(h);
-        }
-    }
-    let _ = request.respond(response);
+    let response = text_response(shared.config.busy_status, text);
+    let _ = match shared.config.busy_status {
+        503 => request.respond(super::retry_later(response)),
+        _ => request.respond(response),
+    };
 }
 
 fn refuse(request: Request, text: &str) {
