@@ -1,7 +1,8 @@
 //! The public side: one HTTP listener with `/register`, `/request` and `/status`.
 //!
-//! tiny_http accepts connections and parses requests; [`Server::run`] hands each request
-//! to a thread of its own, which runs one of the handlers below to the end. Shared state
+//! tiny_http accepts connections and parses requests, each connection on a thread of its
+//! own, and calls [`handle`] on that thread for each request (no queue, no hand-off), which
+//! runs one of the handlers below to the end. Shared state
 //! is the immutable [`ServerConfig`] and the [`pool::Hub`] of registered connections. A
 //! housekeeping thread pings idle connections and closes those beyond the pool sizes.
 //!
@@ -26,25 +27,24 @@ pub mod socket;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
 use tiny_http::{Header, Response};
 
 use crate::config::ServerConfig;
 use pool::Hub;
 
-/// Stack size of request and registration threads. Bodies are copied through heap
-/// buffers, so a small stack is plenty, and thousands of threads stay cheap.
-pub const THREAD_STACK_SIZE: usize = 256 * 1024;
 /// The status wsp answers when it refuses or fails to relay a request, or a registration.
 pub const STATUS_PROXY_ERROR: u16 = 526;
 /// How often idle connections beyond a client's pool size are looked for (Go: 5 s).
 pub const CLEAN_UP_INTERVAL: Duration = Duration::from_secs(5);
-/// During shutdown, how often the count of in-flight requests is looked at.
+/// During shutdown, how often the count of in-flight requests is looked at (a few
+/// checks over a bounded time: not worth a condition variable on every request).
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// What can stop the server or one of its handlers.
@@ -76,21 +76,23 @@ pub struct Shared {
     pub hub: Hub,
     /// The port we listen on, to find accepted sockets (see [`socket`]).
     pub local_port: u16,
-    /// Handler threads running, for the graceful shutdown to wait on.
+    /// Requests being handled, for the graceful shutdown to wait on.
     in_flight: AtomicUsize,
+    /// Set once the shutdown began: requests still arriving are turned away.
+    draining: AtomicBool,
 }
 
-/// Counts one handler thread as in flight for as long as it lives.
-struct InFlight(Arc<Shared>);
+/// Counts one request as in flight for as long as it is handled.
+struct InFlight<'a>(&'a Shared);
 
-impl InFlight {
-    fn new(shared: &Arc<Shared>) -> InFlight {
+impl InFlight<'_> {
+    fn new(shared: &Shared) -> InFlight<'_> {
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(shared.clone())
+        InFlight(shared)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
@@ -98,24 +100,22 @@ impl Drop for InFlight {
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
-    http: Arc<tiny_http::Server>,
+    http: tiny_http::Server,
     shared: Arc<Shared>,
     addr: SocketAddr,
-    stop: (Sender<()>, Receiver<()>),
+    /// Disconnects when [`ShutdownHandle::shutdown`] drops the sender; nothing is sent.
+    stop: Receiver<()>,
+    stop_sender: Arc<Mutex<Option<Sender<()>>>>,
 }
 
 /// Stops a running server from another thread.
 #[derive(Clone)]
-pub struct ShutdownHandle {
-    http: Arc<tiny_http::Server>,
-    stop: Sender<()>,
-}
+pub struct ShutdownHandle(Arc<Mutex<Option<Sender<()>>>>);
 
 impl ShutdownHandle {
-    /// Makes [`Server::run`] return: no new request is accepted.
+    /// Starts the graceful shutdown; [`Server::run`] returns when it is done.
     pub fn shutdown(&self) {
-        let _ = self.stop.try_send(());
-        self.http.unblock();
+        self.0.lock().take();
     }
 }
 
@@ -133,19 +133,26 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
-        let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| Error::Start(e.to_string()))?;
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             hub: Hub::new(config.ping_timeout),
             config,
             local_port: addr.port(),
             in_flight: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+        });
+        let handler = {
+            let shared = shared.clone();
+            Arc::new(move |request| handle(&shared, request))
         };
+        let http = tiny_http::Server::from_listener_with_handler(listener, None, handler)
+            .map_err(|e| Error::Start(e.to_string()))?;
+        let (stop_sender, stop) = bounded(0);
         Ok(Server {
-            http: Arc::new(http),
-            shared: Arc::new(shared),
+            http,
+            shared,
             addr,
-            stop: bounded(1),
+            stop,
+            stop_sender: Arc::new(Mutex::new(Some(stop_sender))),
         })
     }
 
@@ -156,28 +163,15 @@ impl Server {
 
     /// A handle to stop [`Server::run`] from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            http: self.http.clone(),
-            stop: self.stop.0.clone(),
-        }
+        ShutdownHandle(self.stop_sender.clone())
     }
 
-    /// Serves until shut down, each request on a thread of its own, then shuts down
-    /// gracefully (see the module doc).
+    /// Serves until shut down, then shuts down gracefully (see the module doc).
     pub fn run(self) {
         let housekeeping = self.spawn_housekeeping();
-        for request in self.http.incoming_requests() {
-            let guard = InFlight::new(&self.shared);
-            let spawned = thread::Builder::new()
-                .name("request".into())
-                .stack_size(THREAD_STACK_SIZE)
-                .spawn(move || route(&guard.0, request));
-            if let Err(e) = spawned {
-                log::error!("cannot start a request thread: {e}");
-            }
-        }
+        // Requests are handled on tiny_http's threads; this one only waits for the stop.
+        let _ = self.stop.recv();
         self.drain();
-        let _ = self.stop.0.try_send(());
         if let Ok(handle) = housekeeping {
             let _ = handle.join();
         }
@@ -185,9 +179,10 @@ impl Server {
         log::info!("server stopped");
     }
 
-    /// Stops listening, then waits up to `shutdowntimeout` for in-flight requests, and
-    /// answers 503 to requests still coming on connections that were open.
+    /// Stops listening, turns away requests still coming on open connections (503), and
+    /// waits up to `shutdowntimeout` for in-flight requests.
     fn drain(&self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
         self.http.stop_accepting();
         let deadline = Instant::now() + self.shared.config.shutdown_timeout;
         loop {
@@ -195,16 +190,11 @@ impl Server {
             if in_flight == 0 {
                 return;
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 log::warn!("shutdown: {in_flight} requests still in flight, giving up on them");
                 return;
             }
-            let wait = DRAIN_POLL.min(deadline - now);
-            if let Ok(Some(request)) = self.http.recv_timeout(wait) {
-                let response = text_response(503, "wsp server is shutting down");
-                let _ = request.respond(retry_later(response));
-            }
+            thread::sleep(DRAIN_POLL);
         }
     }
 
@@ -212,14 +202,15 @@ impl Server {
     /// sizes every [`CLEAN_UP_INTERVAL`], until the server stops.
     fn spawn_housekeeping(&self) -> io::Result<thread::JoinHandle<()>> {
         let shared = self.shared.clone();
-        let stop = self.stop.1.clone();
+        let stop = self.stop.clone();
         thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || {
                 let config = &shared.config;
                 let mut next_ping = Instant::now() + config.ping_interval;
                 let mut next_clean = Instant::now() + CLEAN_UP_INTERVAL;
-                while stop.recv_deadline(next_ping.min(next_clean)).is_err() {
+                let due = |at: Instant| stop.recv_deadline(at) == Err(RecvTimeoutError::Timeout);
+                while due(next_ping.min(next_clean)) {
                     let now = Instant::now();
                     if now >= next_ping {
                         shared.hub.ping_idle();
@@ -232,6 +223,17 @@ impl Server {
                 }
             })
     }
+}
+
+/// Handles one request, on the thread of the connection it came on.
+fn handle(shared: &Shared, request: tiny_http::Request) {
+    let _in_flight = InFlight::new(shared);
+    if shared.draining.load(Ordering::SeqCst) {
+        let response = text_response(503, "wsp server is shutting down");
+        let _ = request.respond(retry_later(response));
+        return;
+    }
+    route(shared, request);
 }
 
 /// Sends a request to its handler by path.
