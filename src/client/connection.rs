@@ -6,7 +6,7 @@
 //! when it timed out) and the error text, and the connection stays usable. One that leaves the WebSocket out of step
 //! (a broken socket, an unreadable head, a body cut short) ends the connection.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -153,7 +153,13 @@ fn send_response(ws: &mut Ws, head: &RequestHead, mut upstream: Upstream) -> Res
     log::debug!("{} {}: {}", head.method, head.url, upstream.head.status);
     ws.write_text(&to_json(&upstream.head))?;
     let length = u64::try_from(upstream.head.content_length).ok();
-    ws.write_body(&mut upstream.body, length).map(|_| ())
+    ws.write_body(&mut upstream.body, length)?;
+    // With a known length, the copy stops at the last byte without reading on; ureq hands
+    // the upstream connection back to its pool only once it has seen the end. Without
+    // this read, every request would open a new connection to the internal API.
+    let mut end = [0u8; 1];
+    let _ = upstream.body.read(&mut end);
+    Ok(())
 }
 
 /// Reads message 2 to its end, discarding it.
