@@ -35,10 +35,16 @@ pub struct Failed {
     pub text: String,
 }
 
-/// The ureq agent every connection of this client shares.
+/// The ureq agent every connection of this client shares. It keeps as many idle upstream
+/// connections as the client may have WebSockets per target (each can carry one request
+/// at a time): with ureq's default of 3 per host, 16 concurrent requests opened a new
+/// upstream connection for most of them.
 pub fn agent(config: &ClientConfig) -> Agent {
     let timeout = Some(config.request_timeout);
+    let idle = config.pool_max_size.max(1);
     Agent::config_builder()
+        .max_idle_connections(idle.saturating_mul(config.targets.len().max(1)))
+        .max_idle_connections_per_host(idle)
         .max_redirects(0)
         .http_status_as_error(false)
         .accept("")
