@@ -67,6 +67,29 @@ pub fn cpu_secs(pid: u32) -> Result<f64, String> {
     }
 }
 
+/// CPU time the whole machine spent busy (everything but idle and I/O wait) so far, in
+/// seconds summed over all cores: the first line of `/proc/stat`. Compared with what the
+/// processes measured used, it shows how much other work shared the machine.
+pub fn machine_busy_secs() -> Result<f64, String> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("reading /proc/stat: {e}"))?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal ...; guest time is already in user.
+    if ticks.len() < 8 {
+        return Err(format!("unreadable first line of /proc/stat: {stat:.80}"));
+    }
+    let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7];
+    Ok(busy as f64 / ticks_per_sec())
+}
+
 fn ticks_per_sec() -> f64 {
     // SAFETY: sysconf(3) reads one integer and touches no memory of ours.
     let ticks = unsafe { sysconf(SC_CLK_TCK) };

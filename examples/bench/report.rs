@@ -10,7 +10,7 @@ use crate::bulk::{BulkResult, Kind, BULK_LEN, RUNS};
 use crate::idle::{IdleResult, IDLE};
 use crate::long::{self, LongResult};
 use crate::machine::Machine;
-use crate::small::{SmallResult, SMALL_PATH};
+use crate::small::{Budget, SmallResult, SMALL_PATH};
 use crate::stack::Usage;
 use crate::wrk::{self, WrkResult};
 
@@ -296,13 +296,11 @@ fn details(md: &mut String, r: &Results) {
     for s in &r.small {
         let _ = writeln!(
             md,
-            "- c={}: {} requests direct, {} through the tunnel; latency max {} direct, {} \
-             through the tunnel.",
+            "- c={}, direct: {}\n- c={}, through the tunnel: {}",
             s.connections,
-            thousands(s.direct.requests),
-            thousands(s.tunnel.requests),
-            micros(s.direct.max_us),
-            micros(s.tunnel.max_us)
+            budget_line(&s.direct, &s.direct_budget, None),
+            s.connections,
+            budget_line(&s.tunnel, &s.tunnel_budget, Some(&s.usage)),
         );
     }
     for b in &r.bulk {
@@ -339,6 +337,31 @@ fn details(md: &mut String, r: &Results) {
             curve.join("; ")
         );
     }
+}
+
+/// Requests, latency max, and where the CPU time of a wrk run went, per request.
+fn budget_line(w: &WrkResult, budget: &Budget, tunnel: Option<&Usage>) -> String {
+    let per_request = |cpu: f64| format!("{:.0}", cpu * 1e6 / w.requests.max(1) as f64);
+    let mut parts = vec![
+        format!("wrk {}", per_request(w.cpu_secs)),
+        format!("test API {}", per_request(budget.upstream_secs)),
+    ];
+    let mut ours = w.cpu_secs + budget.upstream_secs;
+    if let Some(u) = tunnel {
+        parts.push(format!("wsp_server {}", per_request(u.server_cpu_secs)));
+        parts.push(format!("wsp_client {}", per_request(u.client_cpu_secs)));
+        ours += u.server_cpu_secs + u.client_cpu_secs;
+    }
+    let wall = w.duration.as_secs_f64().max(1e-3);
+    format!(
+        "{} requests, latency max {}; CPU µs per request: {}; machine busy {:.2} cores on \
+         average, {:.2} of them by these processes",
+        thousands(w.requests),
+        micros(w.max_us),
+        parts.join(", "),
+        budget.machine_secs / wall,
+        ours / wall
+    )
 }
 
 fn usage_cell(peak_kib: u64, cpu_secs: f64) -> String {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::http;
+use crate::procfs;
 use crate::routes;
 use crate::stack::{Binaries, Tunnel, TunnelSpec, Upstream, Usage};
 use crate::wrk::{self, Load, WrkResult};
@@ -23,6 +24,18 @@ pub struct SmallResult {
     pub direct: WrkResult,
     pub tunnel: WrkResult,
     pub usage: Usage,
+    pub direct_budget: Budget,
+    pub tunnel_budget: Budget,
+}
+
+/// Where the CPU time of one wrk run went, besides wrk (in [`WrkResult::cpu_secs`]) and
+/// the tunnel (in [`Usage`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Budget {
+    /// The test API's CPU time.
+    pub upstream_secs: f64,
+    /// The whole machine's busy (or stolen) CPU time, all cores summed.
+    pub machine_secs: f64,
 }
 
 /// Everything a small-request row needs.
@@ -37,14 +50,17 @@ pub struct Bench<'a> {
 pub fn measure(bench: &Bench, connections: usize) -> Result<SmallResult, String> {
     let direct_url = bench.upstream.url(SMALL_PATH);
     check_body(http::get(bench.upstream.addr, SMALL_PATH, None), "direct")?;
-    let direct = wrk::run(&Load {
-        url: &direct_url,
-        destination: None,
-        connections,
-        duration: bench.duration,
-        stop_after_per_thread: None,
-        log_base: &bench.log_dir.join(format!("wrk-direct-c{connections}")),
-    })?;
+    let (direct, direct_budget) = budgeted(
+        bench,
+        &Load {
+            url: &direct_url,
+            destination: None,
+            connections,
+            duration: bench.duration,
+            stop_after_per_thread: None,
+            log_base: &bench.log_dir.join(format!("wrk-direct-c{connections}")),
+        },
+    )?;
     let spec = TunnelSpec {
         tag: &format!("c{connections}"),
         server_log_level: "warn",
@@ -54,21 +70,38 @@ pub fn measure(bench: &Bench, connections: usize) -> Result<SmallResult, String>
     let reply = http::get(tunnel.addr, "/request", Some(&direct_url));
     check_body(reply, "through the tunnel")?;
     let begin = tunnel.begin_row()?;
-    let through = wrk::run(&Load {
-        url: &tunnel.request_url(),
-        destination: Some(&direct_url),
-        connections,
-        duration: bench.duration,
-        stop_after_per_thread: None,
-        log_base: &bench.log_dir.join(format!("wrk-tunnel-c{connections}")),
-    })?;
+    let (through, tunnel_budget) = budgeted(
+        bench,
+        &Load {
+            url: &tunnel.request_url(),
+            destination: Some(&direct_url),
+            connections,
+            duration: bench.duration,
+            stop_after_per_thread: None,
+            log_base: &bench.log_dir.join(format!("wrk-tunnel-c{connections}")),
+        },
+    )?;
     let usage = tunnel.end_row(begin)?;
     Ok(SmallResult {
         connections,
         direct,
         tunnel: through,
         usage,
+        direct_budget,
+        tunnel_budget,
     })
+}
+
+/// Runs wrk and measures the CPU time the test API and the whole machine used meanwhile.
+fn budgeted(bench: &Bench, load: &Load) -> Result<(WrkResult, Budget), String> {
+    let upstream = procfs::cpu_secs(bench.upstream.pid())?;
+    let machine = procfs::machine_busy_secs()?;
+    let result = wrk::run(load)?;
+    let budget = Budget {
+        upstream_secs: procfs::cpu_secs(bench.upstream.pid())? - upstream,
+        machine_secs: procfs::machine_busy_secs()? - machine,
+    };
+    Ok((result, budget))
 }
 
 /// wrk does not look at bodies: one request checked by hand shows that what it loads

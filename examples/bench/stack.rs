@@ -47,7 +47,7 @@ impl Binaries {
 /// The test API, started once.
 pub struct Upstream {
     pub addr: SocketAddr,
-    _proc: Proc,
+    proc: Proc,
 }
 
 impl Upstream {
@@ -60,7 +60,11 @@ impl Upstream {
             .next()
             .and_then(|a| a.trim().parse().ok())
             .ok_or_else(|| format!("no address in {line:?} logged by {proc}"))?;
-        Ok(Upstream { addr, _proc: proc })
+        Ok(Upstream { addr, proc })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     /// `http://<test API>/<path>`, a destination for the tunnel.

@@ -7,11 +7,32 @@
 //! whole output is kept in the run's log file.
 
 use std::fs;
+use std::os::raw::{c_int, c_long};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::os;
+
+#[repr(C)]
+struct Timeval {
+    sec: c_long,
+    usec: c_long,
+}
+
+/// `struct rusage` of Linux: two times, then fourteen counters this program does not read.
+#[repr(C)]
+struct Rusage {
+    user: Timeval,
+    system: Timeval,
+    counters: [c_long; 14],
+}
+
+extern "C" {
+    fn getrusage(who: c_int, usage: *mut Rusage) -> c_int;
+}
+
+const RUSAGE_CHILDREN: c_int = -1;
 
 /// The marker of the line the generated script prints.
 const RESULT_MARKER: &str = "BENCH-RESULT";
@@ -79,6 +100,8 @@ pub struct WrkResult {
     pub status_errors: u64,
     /// Connect, read, write errors and time-outs.
     pub socket_errors: u64,
+    /// wrk's own CPU time (user + system), in seconds.
+    pub cpu_secs: f64,
 }
 
 impl WrkResult {
@@ -109,7 +132,10 @@ pub fn run(load: &Load) -> Result<WrkResult, String> {
         .arg(&script)
         .arg(load.url)
         .stdin(Stdio::null());
+    let cpu_before = reaped_children_cpu_secs();
     let output = command.output().map_err(|e| format!("running wrk: {e}"))?;
+    // wrk is the only child reaped meanwhile: every other one lives until its row ends.
+    let cpu_secs = reaped_children_cpu_secs() - cpu_before;
     let log = load.log_base.with_extension("log");
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
@@ -121,7 +147,25 @@ pub fn run(load: &Load) -> Result<WrkResult, String> {
             log.display()
         ));
     }
-    parse(&text).ok_or_else(|| format!("no {RESULT_MARKER} line from wrk; see {}", log.display()))
+    let mut result = parse(&text)
+        .ok_or_else(|| format!("no {RESULT_MARKER} line from wrk; see {}", log.display()))?;
+    result.cpu_secs = cpu_secs;
+    Ok(result)
+}
+
+/// CPU time of all the children this process has reaped so far, in seconds.
+fn reaped_children_cpu_secs() -> f64 {
+    let mut usage = Rusage {
+        user: Timeval { sec: 0, usec: 0 },
+        system: Timeval { sec: 0, usec: 0 },
+        counters: [0; 14],
+    };
+    // SAFETY: getrusage(2) writes one `struct rusage`, which `Rusage` lays out exactly.
+    if unsafe { getrusage(RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: &Timeval| t.sec as f64 + t.usec as f64 / 1e6;
+    secs(&usage.user) + secs(&usage.system)
 }
 
 fn script_text(load: &Load) -> String {
@@ -158,5 +202,6 @@ fn parse(output: &str) -> Option<WrkResult> {
         max_us: value("max_us")?,
         status_errors: value("status")?,
         socket_errors: value("connect")? + value("read")? + value("write")? + value("timeout")?,
+        cpu_secs: 0.0,
     })
 }
