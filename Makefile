@@ -2,6 +2,8 @@
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
 # `make soak` loads the proxy for SOAK_SECS seconds while killing clients and restarting the
 # server (see BENCHMARKS.md); `make soak SOAK_SECS=60` for a short run.
+# `make bench` measures the proxy against direct requests (see BENCHMARKS.md): BENCH_SECS
+# seconds per wrk run, BENCH_LONG=1 adds the 1,000,000-request memory row.
 
 CARGO ?= cargo
 # Seconds each fuzz target runs for in `make fuzz`.
@@ -10,7 +12,11 @@ FUZZ_SECS ?= 60
 # Seconds `make soak` runs for.
 SOAK_SECS ?= 300
 
-.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo fuzz soak
+# Seconds of each wrk run of `make bench`; BENCH_LONG=1 adds its long memory row.
+BENCH_SECS ?= 10
+BENCH_LONG ?= 0
+
+.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo fuzz soak bench
 
 build:
 	$(CARGO) build --release --bins --examples
@@ -48,3 +54,6 @@ fuzz:
 
 soak: build
 	SOAK_SECS=$(SOAK_SECS) ./target/release/examples/soak
+
+bench: build
+	BENCH_SECS=$(BENCH_SECS) BENCH_LONG=$(BENCH_LONG) ./scripts/bench.sh

@@ -1,0 +1,218 @@
+//! `bench`: how fast and how big the proxy is, next to the same requests sent straight to
+//! the upstream (`make bench`). It prints one markdown table (also written to
+//! `target/bench-report.md`) with, for every row, the direct figure, the figure through the
+//! tunnel, their ratio, the server's and the client's resources, the project's target and
+//! whether it was met. See the "Benchmark" section of BENCHMARKS.md for what each row is.
+//!
+//! It starts, from `target/release/`, on 127.0.0.1 with ephemeral ports: the test API
+//! (once), and for every tunnel row a fresh `wsp_server` and `wsp_client` at log level
+//! `warn`. Readiness is polled with deadlines; every child is killed when its handle is
+//! dropped, by the kernel when this program dies ([`os::kill_with_parent`]), and by the
+//! terminal's SIGINT on Ctrl-C (they share its process group). Children's output goes to
+//! `target/bench-logs/`, with wrk's scripts and reports.
+//!
+//! `BENCH_SECS` sets each wrk run's length (default 10); `BENCH_LONG=1` adds the
+//! 1,000,000-request memory row (a few minutes).
+
+#[path = "../test_api/routes.rs"]
+mod routes;
+
+#[allow(dead_code)]
+#[path = "../soak/os.rs"]
+mod os;
+#[allow(dead_code)]
+#[path = "../soak/procs.rs"]
+mod procs;
+
+mod bulk;
+mod http;
+mod idle;
+mod long;
+mod machine;
+mod procfs;
+mod report;
+mod small;
+mod stack;
+mod wrk;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use stack::{Binaries, Upstream};
+
+/// Length of each wrk run when `BENCH_SECS` is not set.
+const DEFAULT_SECS: u64 = 10;
+
+/// What the environment asked for.
+struct Settings {
+    secs: u64,
+    long: bool,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let settings = settings()?;
+    let release_dir = release_dir()?;
+    let target_dir = release_dir.parent().unwrap_or(&release_dir).to_path_buf();
+    let log_dir = fresh_dir(&target_dir.join("bench-logs"))?;
+    let bins = Binaries::beside(&release_dir)?;
+    let wrk_version = wrk::version()?;
+    let machine = machine::describe();
+    eprintln!("bench: {}", machine.line());
+    let upstream = Upstream::start(&bins, &log_dir)?;
+    eprintln!(
+        "bench: test API on {}, logs in {}",
+        upstream.addr,
+        log_dir.display()
+    );
+    let small = small_rows(&bins, &log_dir, &upstream, &settings)?;
+    let bulk = bulk_rows(&bins, &log_dir, &upstream)?;
+    eprintln!("bench: {} idle pooled connections", idle::IDLE);
+    let idle = idle::measure(&bins, &log_dir)?;
+    let long = if settings.long {
+        let rate = small
+            .iter()
+            .find(|s| s.connections == long::CONNECTIONS)
+            .map_or(1000.0, |s| s.tunnel.rate());
+        eprintln!("bench: {} requests through the tunnel", long::TOTAL);
+        Some(long::measure(&bins, &log_dir, &upstream, rate)?)
+    } else {
+        None
+    };
+    let results = report::Results {
+        machine,
+        command: command(&settings),
+        wrk_version,
+        secs: settings.secs,
+        small,
+        bulk,
+        idle,
+        long,
+        server_bytes: file_size(&bins.server)?,
+        client_bytes: file_size(&bins.client)?,
+    };
+    let markdown = report::render(&results);
+    println!("{markdown}");
+    let path = target_dir.join("bench-report.md");
+    std::fs::write(&path, &markdown).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!("bench: report written to {}", path.display());
+    Ok(())
+}
+
+fn small_rows(
+    bins: &Binaries,
+    log_dir: &Path,
+    upstream: &Upstream,
+    settings: &Settings,
+) -> Result<Vec<small::SmallResult>, String> {
+    let bench = small::Bench {
+        bins,
+        log_dir,
+        upstream,
+        duration: Duration::from_secs(settings.secs),
+    };
+    small::CONCURRENCY
+        .iter()
+        .map(|&connections| {
+            eprintln!(
+                "bench: GET {} at c={connections}, direct then through the tunnel, {} s each",
+                small::SMALL_PATH,
+                settings.secs
+            );
+            small::measure(&bench, connections)
+        })
+        .collect()
+}
+
+fn bulk_rows(
+    bins: &Binaries,
+    log_dir: &Path,
+    upstream: &Upstream,
+) -> Result<Vec<bulk::BulkResult>, String> {
+    let pattern = bulk::Pattern::new();
+    eprintln!("bench: hashing the 1 GiB upload body once, to check /upload-count's answer");
+    let expected_fnv = pattern.fnv_of_bulk();
+    let bench = bulk::Bench {
+        bins,
+        log_dir,
+        upstream,
+        pattern: &pattern,
+        expected_fnv: &expected_fnv,
+    };
+    bulk::Kind::ALL
+        .iter()
+        .map(|&kind| {
+            eprintln!(
+                "bench: {kind:?}, {} × 1 GiB direct then through the tunnel",
+                bulk::RUNS
+            );
+            bulk::measure(&bench, kind)
+        })
+        .collect()
+}
+
+fn settings() -> Result<Settings, String> {
+    let secs = match std::env::var("BENCH_SECS") {
+        Err(_) => DEFAULT_SECS,
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => secs,
+            _ => {
+                return Err(format!(
+                    "BENCH_SECS={text:?}: expected a positive number of seconds"
+                ))
+            }
+        },
+    };
+    let long = match std::env::var("BENCH_LONG").as_deref().map(str::trim) {
+        Err(_) | Ok("" | "0") => false,
+        Ok("1") => true,
+        Ok(other) => return Err(format!("BENCH_LONG={other:?}: expected 0 or 1")),
+    };
+    Ok(Settings { secs, long })
+}
+
+/// The command line that reproduces this run.
+fn command(settings: &Settings) -> String {
+    let mut command = "make bench".to_string();
+    if settings.secs != DEFAULT_SECS {
+        command.push_str(&format!(" BENCH_SECS={}", settings.secs));
+    }
+    if settings.long {
+        command.push_str(" BENCH_LONG=1");
+    }
+    command
+}
+
+fn file_size(path: &Path) -> Result<u64, String> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| format!("reading the size of {}: {e}", path.display()))
+}
+
+/// `target/release/`: this program runs from its `examples/` directory.
+fn release_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not in target/release/examples/", exe.display()))
+}
+
+/// `dir`, emptied of the logs of an earlier run.
+fn fresh_dir(dir: &Path) -> Result<PathBuf, String> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(dir.to_path_buf())
+}
