@@ -355,7 +355,7 @@ fn budget_line(w: &WrkResult, budget: &Budget, tunnel: Option<&Usage>) -> String
     let wall = w.duration.as_secs_f64().max(1e-3);
     format!(
         "{} requests, latency max {}; CPU µs per request: {}; machine busy {:.2} cores on \
-         average, {:.2} of them by these processes",
+         average, {:.2} of them by these processes.",
         thousands(w.requests),
         micros(w.max_us),
         parts.join(", "),
