@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::binaries::Binaries;
 use crate::http::{self, Head};
 use crate::routes::{self, Fnv1a, PATTERN_PERIOD};
-use crate::stack::{Binaries, Tunnel, TunnelSpec, Upstream, Usage};
+use crate::stack::{Tunnel, TunnelSpec, Upstream, Usage};
 
 /// Size of each transfer: 1 GiB.
 pub const BULK_LEN: u64 = 1 << 30;

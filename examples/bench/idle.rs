@@ -12,8 +12,9 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::binaries::Binaries;
 use crate::procfs::{self, Snapshot};
-use crate::stack::{Binaries, Tunnel, TunnelSpec};
+use crate::stack::{Tunnel, TunnelSpec};
 
 /// Idle pooled connections of this row.
 pub const IDLE: usize = 1000;

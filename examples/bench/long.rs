@@ -8,9 +8,10 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::binaries::Binaries;
 use crate::procfs::{self, Snapshot};
 use crate::small::SMALL_PATH;
-use crate::stack::{Binaries, Tunnel, TunnelSpec, Upstream};
+use crate::stack::{Tunnel, TunnelSpec, Upstream};
 use crate::wrk::{self, Load};
 
 /// Requests before the first sample.

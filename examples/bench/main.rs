@@ -24,6 +24,9 @@ mod os;
 #[path = "../soak/procs.rs"]
 mod procs;
 
+#[path = "../soak/binaries.rs"]
+mod binaries;
+
 mod bulk;
 mod http;
 mod idle;
@@ -35,11 +38,12 @@ mod small;
 mod stack;
 mod wrk;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use stack::{Binaries, Upstream};
+use binaries::{fresh_dir, release_dir, Binaries};
+use stack::Upstream;
 
 /// Length of each wrk run when `BENCH_SECS` is not set.
 const DEFAULT_SECS: u64 = 10;
@@ -197,22 +201,4 @@ fn file_size(path: &Path) -> Result<u64, String> {
     std::fs::metadata(path)
         .map(|m| m.len())
         .map_err(|e| format!("reading the size of {}: {e}", path.display()))
-}
-
-/// `target/release/`: this program runs from its `examples/` directory.
-fn release_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{} is not in target/release/examples/", exe.display()))
-}
-
-/// `dir`, emptied of the logs of an earlier run.
-fn fresh_dir(dir: &Path) -> Result<PathBuf, String> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    Ok(dir.to_path_buf())
 }

@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::binaries::Binaries;
 use crate::http;
 use crate::procfs;
 use crate::routes;
-use crate::stack::{Binaries, Tunnel, TunnelSpec, Upstream, Usage};
+use crate::stack::{Tunnel, TunnelSpec, Upstream, Usage};
 use crate::wrk::{self, Load, WrkResult};
 
 /// The request of these rows.

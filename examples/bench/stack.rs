@@ -4,7 +4,9 @@
 //! CPU time are its own. Every process is killed when its handle is dropped.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::binaries::Binaries;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,33 +18,6 @@ use crate::procs::{Proc, POLL_INTERVAL};
 pub const READY: Duration = Duration::from_secs(30);
 /// The key the server and the client share.
 const SECRET: &str = "bench-secret";
-
-/// Where the release binaries are.
-pub struct Binaries {
-    pub server: PathBuf,
-    pub client: PathBuf,
-    pub test_api: PathBuf,
-}
-
-impl Binaries {
-    /// The binaries beside this program: it runs from `target/release/examples/`.
-    pub fn beside(release_dir: &Path) -> Result<Binaries, String> {
-        let bins = Binaries {
-            server: release_dir.join("wsp_server"),
-            client: release_dir.join("wsp_client"),
-            test_api: release_dir.join("examples").join("test_api"),
-        };
-        for path in [&bins.server, &bins.client, &bins.test_api] {
-            if !path.is_file() {
-                return Err(format!(
-                    "{} not found: run `cargo build --release --bins --examples`",
-                    path.display()
-                ));
-            }
-        }
-        Ok(bins)
-    }
-}
 
 /// The test API, started once.
 pub struct Upstream {

@@ -15,6 +15,7 @@
 #[path = "../test_api/routes.rs"]
 mod routes;
 
+mod binaries;
 mod classify;
 mod dump;
 mod load;
@@ -25,15 +26,16 @@ mod sample;
 mod schedule;
 mod stack;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binaries::{fresh_dir, release_dir, Binaries};
 use load::{Record, Target};
 use schedule::Timeline;
-use stack::{Binaries, Stack};
+use stack::Stack;
 
 /// Caller threads.
 pub const CALLERS: usize = 16;
@@ -139,24 +141,6 @@ fn soak_secs() -> Result<u64, String> {
     }
 }
 
-/// `target/release/`: this program runs from its `examples/` directory.
-fn release_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{} is not in target/release/examples/", exe.display()))
-}
-
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
-}
-
-/// `dir`, emptied of the logs of an earlier run.
-fn fresh_dir(dir: &Path) -> Result<PathBuf, String> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    Ok(dir.to_path_buf())
 }

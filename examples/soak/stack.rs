@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use crate::binaries::Binaries;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,33 +21,6 @@ const SECRET: &str = "soak-secret";
 pub const POOL_IDLE_SIZE: usize = 10;
 /// The clients' ids; each restart of a client reuses its id.
 pub const CLIENT_IDS: [&str; 2] = ["soak-a", "soak-b"];
-
-/// Where the release binaries are.
-pub struct Binaries {
-    pub server: PathBuf,
-    pub client: PathBuf,
-    pub test_api: PathBuf,
-}
-
-impl Binaries {
-    /// The binaries beside this program: it runs from `target/release/examples/`.
-    pub fn beside(release_dir: &Path) -> Result<Binaries, String> {
-        let bins = Binaries {
-            server: release_dir.join("wsp_server"),
-            client: release_dir.join("wsp_client"),
-            test_api: release_dir.join("examples").join("test_api"),
-        };
-        for path in [&bins.server, &bins.client, &bins.test_api] {
-            if !path.is_file() {
-                return Err(format!(
-                    "{} not found: run `cargo build --release --bins --examples`",
-                    path.display()
-                ));
-            }
-        }
-        Ok(bins)
-    }
-}
 
 /// A server stop and start, in seconds since the load started.
 #[derive(Clone, Debug)]
