@@ -8,7 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::secret_key::{choose_key, Environment, KeyOverrides};
-use super::{at_least, millis_or, parse_yaml, read_file, ConfigError, Sources};
+use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
 
@@ -226,10 +226,7 @@ impl ClientConfig {
     ///
     /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
     pub fn from_flags_in(flags: &ClientFlags, env: &Environment) -> Result<Self, ConfigError> {
-        let (mut raw, mut sources) = match &flags.config {
-            Some(path) => (RawClientConfig::load(path)?, Sources::new(path)),
-            None => (RawClientConfig::default(), Sources::new("defaults")),
-        };
+        let (mut raw, mut sources): (RawClientConfig, _) = load_raw(flags.config.as_deref())?;
         let targets = (!flags.target.is_empty()).then_some(&flags.target);
         sources.apply(&mut raw.targets, targets, ("targets", "--target"));
         sources.apply(&mut raw.id, flags.id.as_ref(), ("id", "--id"));

@@ -272,6 +272,17 @@ pub(crate) fn at_least(
     Err(sources.invalid(high.0, reason))
 }
 
+/// The raw configuration in the `--config` file, or an empty one without it, and the
+/// sources that name it in errors.
+pub(crate) fn load_raw<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&str>,
+) -> Result<(T, Sources), ConfigError> {
+    match path {
+        Some(path) => Ok((parse_yaml(&read_file(path)?, path)?, Sources::new(path))),
+        None => Ok((T::default(), Sources::new("defaults"))),
+    }
+}
+
 /// Reads a configuration file, refusing more than [`MAX_FILE_BYTES`] without reading them.
 pub(crate) fn read_file(path: &str) -> Result<String, ConfigError> {
     let read_error = |source| ConfigError::Read {

@@ -7,7 +7,7 @@ use argh::FromArgs;
 use serde::Deserialize;
 
 use super::secret_key::{choose_key, Environment, KeyOverrides};
-use super::{at_least, millis_or, parse_yaml, read_file, ConfigError, Sources};
+use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
 
@@ -203,10 +203,7 @@ impl ServerConfig {
     ///
     /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
     pub fn from_flags_in(flags: &ServerFlags, env: &Environment) -> Result<Self, ConfigError> {
-        let (mut raw, mut sources) = match &flags.config {
-            Some(path) => (RawServerConfig::load(path)?, Sources::new(path)),
-            None => (RawServerConfig::default(), Sources::new("defaults")),
-        };
+        let (mut raw, mut sources): (RawServerConfig, _) = load_raw(flags.config.as_deref())?;
         sources.apply(&mut raw.host, flags.host.as_ref(), ("host", "--host"));
         sources.apply(&mut raw.port, flags.port.as_ref(), ("port", "--port"));
         apply_time_flags(&mut raw, &mut sources, flags);
