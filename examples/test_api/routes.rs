@@ -8,8 +8,10 @@
 //! It depends on nothing of the `wsp` crate, so that it tests the proxy from the outside: the
 //! `test_api` example wraps it in a CLI, and the integration tests include this very file with
 //! `#[path = "../../examples/test_api/routes.rs"] mod routes;` and run a [`TestApi`] in-process
-//! on `127.0.0.1:0`. One dispatcher thread takes requests from tiny_http and hands each to its
-//! own thread, so a `/sleep` never delays another request.
+//! on `127.0.0.1:0`. Each request is answered on the thread of the connection it came on (the
+//! vendored tiny_http's `from_listener_with_handler`): no hand-off between threads, so the
+//! upstream costs little next to the proxy the benchmark measures, and a `/sleep` holds only
+//! its own connection.
 //!
 //! `/post` reads the whole request body before it answers (into memory up to
 //! [`SPOOL_MEMORY_LIMIT`], beyond that into an unlinked temporary file) and then streams it back.
@@ -25,9 +27,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Read, Seek, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use tiny_http::{HTTPVersion, Header, Request, Response, ResponseBox, Server, StatusCode};
@@ -48,17 +50,17 @@ pub const GZIP_TEXT: &str = "hello gzip world";
 /// How many times `/gzip` repeats [`GZIP_TEXT`] before compressing it.
 pub const GZIP_REPEAT: usize = 100;
 
-/// A running test API. Dropping it (or [`TestApi::stop`]) stops accepting connections and
-/// joins the dispatcher; requests already being handled finish on their own threads.
+/// A running test API. Dropping it (or [`TestApi::stop`]) stops accepting connections;
+/// requests already being handled finish on their own threads.
 ///
 /// tiny_http cannot close connections it already accepted: a keep-alive connection opened
 /// before the stop stays open and a request sent on it afterwards is never answered. A test
 /// that needs an unreachable upstream should use an address nobody listens on.
 pub struct TestApi {
-    server: Arc<Server>,
+    /// Dropping it closes the listener.
+    #[allow(dead_code)]
+    server: Server,
     addr: SocketAddr,
-    stopping: Arc<AtomicBool>,
-    dispatcher: Option<JoinHandle<()>>,
 }
 
 impl TestApi {
@@ -66,27 +68,11 @@ impl TestApi {
     /// threads until the returned value is dropped.
     ///
     /// # Errors
-    /// When the listener's address cannot be read or the dispatcher thread cannot be spawned.
+    /// When the listener's address cannot be read or tiny_http cannot be set up on it.
     pub fn start(listener: TcpListener) -> io::Result<TestApi> {
         let addr = listener.local_addr()?;
-        let server = Arc::new(Server::from_listener(listener, None).map_err(io::Error::other)?);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let dispatcher = {
-            let (server, stopping) = (Arc::clone(&server), Arc::clone(&stopping));
-            thread::Builder::new()
-                .name("test-api-dispatch".into())
-                .spawn(move || {
-                    if let Err(err) = dispatch(&server, &stopping) {
-                        log::error!("test API on {addr}: accepting connections: {err}");
-                    }
-                })?
-        };
-        Ok(TestApi {
-            server,
-            addr,
-            stopping,
-            dispatcher: Some(dispatcher),
-        })
+        let server = start_server(listener)?;
+        Ok(TestApi { server, addr })
     }
 
     /// The address it listens on, with the real port when it was bound to port 0.
@@ -96,57 +82,29 @@ impl TestApi {
 
     /// Stops serving; the same as dropping it, but reads better in a test.
     pub fn stop(self) {}
-
-    fn shutdown(&mut self) {
-        if let Some(dispatcher) = self.dispatcher.take() {
-            self.stopping.store(true, Ordering::SeqCst);
-            self.server.unblock();
-            if dispatcher.join().is_err() {
-                log::error!("test API on {}: dispatcher panicked", self.addr);
-            }
-        }
-    }
 }
 
-impl Drop for TestApi {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Serves on `listener` from the calling thread, forever.
+/// Serves on `listener` forever (the requests are handled on tiny_http's threads).
 ///
 /// # Errors
 /// When tiny_http cannot be set up on the listener, or its accept loop fails.
 pub fn serve_forever(listener: TcpListener) -> io::Result<()> {
-    let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
-    dispatch(&server, &AtomicBool::new(false))
-}
-
-/// Hands every request to its own thread until `stopping` is set and `recv` is unblocked.
-fn dispatch(server: &Server, stopping: &AtomicBool) -> io::Result<()> {
+    let server = start_server(listener)?;
+    // With a handler, `recv` only ever returns accept errors.
     loop {
-        match server.recv() {
-            Ok(request) => spawn_handler(request),
-            Err(_) if stopping.load(Ordering::SeqCst) => return Ok(()),
-            Err(err) => return Err(err),
-        }
+        server.recv()?;
     }
 }
 
-fn spawn_handler(request: Request) {
-    let spawned = thread::Builder::new()
-        .name("test-api-request".into())
-        .spawn(move || {
-            let what = format!("{} {}", request.method(), request.url());
-            if let Err(err) = handle_request(request) {
-                log::warn!("test API: answering {what}: {err}");
-            }
-        });
-    // On failure the request was dropped with the closure, and tiny_http answered it with 500.
-    if let Err(err) = spawned {
-        log::error!("test API: spawning a request thread: {err}");
-    }
+/// A tiny_http server that answers every request on its connection's thread.
+fn start_server(listener: TcpListener) -> io::Result<Server> {
+    let handler = Arc::new(|request: Request| {
+        let what = format!("{} {}", request.method(), request.url());
+        if let Err(err) = handle_request(request) {
+            log::warn!("test API: answering {what}: {err}");
+        }
+    });
+    Server::from_listener_with_handler(listener, None, handler).map_err(io::Error::other)
 }
 
 /// Answers one request. The two body-consuming endpoints own the request; every other one
