@@ -2,8 +2,8 @@
 //! them idle and never more than `poolmaxsize` in all.
 //!
 //! Each connection runs on its own thread ([`super::connection`]) and reports its state
-//! changes here. The supervisor wakes on every change, and at least once a second, to
-//! open what is missing. While no connection is up it dials one at a time. A failed dial
+//! changes here. The supervisor wakes when a change leaves a connection to open, and at
+//! least once a second, to open what is missing. While no connection is up it dials one at a time. A failed dial
 //! waits before giving its place up: `reconnectdelay`, doubled at each failure in a row
 //! up to `reconnectmaxdelay`, times a random factor in [0.5, 1] so that many clients cut
 //! off together do not come back in step. An unreachable server is thus retried about
@@ -46,6 +46,18 @@ struct Counts {
 impl Counts {
     fn total(&self) -> usize {
         self.connecting + self.idle + self.busy
+    }
+
+    /// How many connections to open now: enough to reach `poolidlesize` idle ones,
+    /// within `poolmaxsize`, and only one while none is up.
+    fn missing(&self, config: &ClientConfig) -> usize {
+        if self.idle + self.busy == 0 {
+            return usize::from(self.connecting == 0);
+        }
+        let wanted = config
+            .pool_idle_size
+            .saturating_sub(self.idle + self.connecting);
+        wanted.min(config.pool_max_size.saturating_sub(self.total()))
     }
 
     fn slot(&mut self, state: State) -> Option<&mut usize> {
@@ -94,9 +106,12 @@ impl TargetPool {
         matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
     }
 
-    /// Records a connection moving from one state to another and wakes the supervisor.
+    /// Records a connection moving from one state to another, and wakes the supervisor
+    /// when that leaves it something to do: a connection to open, or one gone (which a
+    /// shutdown waits for). A request taken or finished with the pool still full wakes
+    /// nobody: waking a thread twice per request would cost more than the request.
     pub fn set_state(&self, from: State, to: State) {
-        {
+        let wake = {
             let mut counts = self.counts.lock();
             if let Some(n) = counts.slot(from) {
                 *n = n.saturating_sub(1);
@@ -104,8 +119,11 @@ impl TargetPool {
             if let Some(n) = counts.slot(to) {
                 *n += 1;
             }
+            to == State::Gone || (to == State::Busy && counts.missing(&self.config) > 0)
+        };
+        if wake {
+            let _ = self.wake.0.try_send(());
         }
-        let _ = self.wake.0.try_send(());
     }
 
     /// The supervisor: runs until the client shuts down.
@@ -134,18 +152,9 @@ impl TargetPool {
         }
     }
 
-    /// How many connections to open now: enough to reach `poolidlesize` idle ones,
-    /// within `poolmaxsize`, and only one while none is up.
+    /// How many connections to open now; see [`Counts::missing`].
     fn missing(&self) -> usize {
-        let counts = *self.counts.lock();
-        if counts.idle + counts.busy == 0 {
-            return usize::from(counts.connecting == 0);
-        }
-        let wanted = self
-            .config
-            .pool_idle_size
-            .saturating_sub(counts.idle + counts.connecting);
-        wanted.min(self.config.pool_max_size.saturating_sub(counts.total()))
+        self.counts.lock().missing(&self.config)
     }
 
     fn spawn_connection(self: &Arc<Self>) {
