@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use super::socket;
 use crate::protocol::{Idle, WsConn};
 
 /// Close code for a connection closed because it is not needed (RFC 6455: normal).
@@ -50,15 +51,6 @@ impl Connection {
         }
     }
 
-    /// Sets how long the client may stay silent, and may leave our writes unread, in the
-    /// middle of an exchange: past that, reads and writes fail with a time-out.
-    pub fn set_exchange_timeout(&self, timeout: Duration) {
-        if let Some(socket) = &self.socket {
-            let _ = socket.set_read_timeout(Some(timeout));
-            let _ = socket.set_write_timeout(Some(timeout));
-        }
-    }
-
     /// Whether the client is still there: answers the pings that came in while the
     /// connection sat idle, spots a peer that closed or died, and one silent for longer
     /// than `ping_timeout` (it no longer answers our pings). Without a socket handle (see
@@ -67,17 +59,21 @@ impl Connection {
         let Some(socket) = &self.socket else {
             return Ok(());
         };
-        socket
-            .set_nonblocking(true)
-            .map_err(|e| format!("socket unusable: {e}"))?;
-        let idle = self.ws.check_idle();
-        let restored = socket.set_nonblocking(false);
-        match idle {
-            Idle::Gone => return Err("closed by the client".into()),
-            Idle::Heard => self.last_heard = Instant::now(),
-            Idle::Quiet => {}
+        // The common case, a quiet socket, costs one system call; reading it without
+        // blocking would cost three.
+        if self.ws.has_buffered() || socket::readable(socket) {
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| format!("socket unusable: {e}"))?;
+            let idle = self.ws.check_idle();
+            let restored = socket.set_nonblocking(false);
+            match idle {
+                Idle::Gone => return Err("closed by the client".into()),
+                Idle::Heard => self.last_heard = Instant::now(),
+                Idle::Quiet => {}
+            }
+            restored.map_err(|e| format!("socket unusable: {e}"))?;
         }
-        restored.map_err(|e| format!("socket unusable: {e}"))?;
         let silent = self.last_heard.elapsed();
         if silent > ping_timeout {
             return Err(format!(

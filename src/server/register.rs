@@ -53,7 +53,11 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
         }
     };
     if let Some(s) = &socket {
-        let _ = s.set_read_timeout(None);
+        // For the connection's whole life, set once here rather than per request (two
+        // system calls each time): idle, it is only ever read without blocking.
+        let timeout = Some(shared.config.request_timeout);
+        let _ = s.set_read_timeout(timeout);
+        let _ = s.set_write_timeout(timeout);
     }
     log::debug!(
         "client {} registered a connection from {peer:?}",

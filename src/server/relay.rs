@@ -45,9 +45,6 @@ pub fn relay(
     mut request: Request,
 ) -> Outcome {
     let client_id = lease.conn().client_id.clone();
-    lease
-        .conn()
-        .set_exchange_timeout(shared.config.request_timeout);
     let response_head = match send_request(&mut lease.conn().ws, head, &mut request) {
         Ok(h) => h,
         Err((stage, e)) => {

@@ -6,7 +6,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
 use crate::head::{is_timeout, Head};
@@ -47,6 +47,10 @@ pub struct ClientConnection {
     // wsp patch: when the connection was accepted; taken by the first request's head,
     // whose deadline counts from it
     accepted_at: Option<Instant>,
+
+    // wsp patch: the read time-out last set on `socket`, so that setting the same one
+    // again costs no system call (the keep-alive and body time-outs are equal)
+    read_timeout: Option<Duration>,
 }
 
 /// Error that can happen when reading a request.
@@ -92,7 +96,22 @@ impl ClientConnection {
             secure,
             socket,
             accepted_at: Some(Instant::now()),
+            read_timeout: None,
         }
+    }
+
+    /// wsp patch: sets the socket's read time-out, unless it is already that.
+    fn set_read_timeout(&mut self, timeout: Duration) -> Result<(), ReadError> {
+        if self.read_timeout == Some(timeout) {
+            return Ok(());
+        }
+        if let Some(socket) = &self.socket {
+            socket
+                .set_read_timeout(Some(timeout))
+                .map_err(ReadError::ReadIoError)?;
+        }
+        self.read_timeout = Some(timeout);
+        Ok(())
     }
 
     /// true if the connection is HTTPS
@@ -150,7 +169,13 @@ impl ClientConnection {
             return Err(ReadError::Rejected(431, why));
         }
         loop {
-            head.arm(self.socket.as_ref())?;
+            // Only a read that may wait on the socket needs the deadline checked and the
+            // time-out set; bytes already buffered are taken at once.
+            if !self.next_header_source.has_buffered() {
+                if let Some(timeout) = head.arm()? {
+                    self.set_read_timeout(timeout)?;
+                }
+            }
             match self.next_header_source.by_ref().bytes().next() {
                 Some(Ok(byte)) => {
                     head.received();
@@ -220,11 +245,7 @@ impl ClientConnection {
         };
 
         // wsp patch: from here on, the socket is read for the body
-        if let Some(socket) = &self.socket {
-            socket
-                .set_read_timeout(Some(BODY_READ_TIMEOUT))
-                .map_err(ReadError::ReadIoError)?;
-        }
+        self.set_read_timeout(BODY_READ_TIMEOUT)?;
 
         // wsp patch: upstream unwrapped this, panicking for a client gone before it was
         // asked

@@ -2,11 +2,12 @@
 //!
 //! A socket's read time-out bounds one silence, not a total: a client sending a byte just
 //! before each time-out would hold its connection's thread forever (slow-loris). So the
-//! head has a deadline, checked between bytes, and the socket's read time-out is kept at
-//! what is left of it, so that a blocked read ends in time too.
+//! head has a deadline, checked before every read of the socket, and the socket's read
+//! time-out is kept at what is left of it, so that a blocked read ends in time too. Bytes
+//! already buffered are taken without either: a head that arrived whole costs no clock
+//! reading per byte.
 
 use std::io::{Error as IoError, ErrorKind};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::client::ReadError;
@@ -42,12 +43,13 @@ impl Head {
         self.deadline.is_none()
     }
 
-    /// Sets the socket's read time-out for the next read, if needed: the idle time-out
-    /// before the first byte, else what is left of the head's time.
-    pub(crate) fn arm(&mut self, socket: Option<&TcpStream>) -> Result<(), ReadError> {
+    /// The read time-out to set on the socket before the next read, if it needs one
+    /// (`Ok(None)`: the one set last still holds): the idle time-out before the first
+    /// byte, else what is left of the head's time.
+    pub(crate) fn arm(&mut self) -> Result<Option<Duration>, ReadError> {
         let now = Instant::now();
         let timeout = match self.deadline {
-            None if self.armed_at.is_some() => return Ok(()),
+            None if self.armed_at.is_some() => return Ok(None),
             None => KEEP_ALIVE_TIMEOUT,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(now);
@@ -55,18 +57,13 @@ impl Head {
                     return Err(self.expired());
                 }
                 match self.armed_at {
-                    Some(at) if now.duration_since(at) < REARM_INTERVAL => return Ok(()),
+                    Some(at) if now.duration_since(at) < REARM_INTERVAL => return Ok(None),
                     _ => left,
                 }
             }
         };
-        if let Some(socket) = socket {
-            socket
-                .set_read_timeout(Some(timeout))
-                .map_err(ReadError::ReadIoError)?;
-        }
         self.armed_at = Some(now);
-        Ok(())
+        Ok(Some(timeout))
     }
 
     /// Counts a byte received; the first one of a keep-alive request starts its deadline.

@@ -95,6 +95,17 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<std::io::BufReader<R>> {
+    /// wsp patch: whether bytes are buffered, so that the next read takes them without
+    /// reading the stream (false while it is not this reader's turn).
+    pub fn has_buffered(&self) -> bool {
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref reader) => !reader.buffer().is_empty(),
+            _ => false,
+        }
+    }
+}
+
 impl<R: Read + Send> SequentialReader<R> {
     /// wsp patch: blocks until the readers before this one are dropped, so that this one
     /// alone reads the stream from now on. Its owner may then change the socket (set its
