@@ -18,6 +18,7 @@
 //!
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
 //! - [`config`]: raw YAML and flags, validated once into immutable configs.
+//! - [`poll`]: waiting for a socket to be readable without reading it.
 //! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
 //! - [`server`]: the public side: `/register`, `/request`, `/status`.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod headers;
+pub mod poll;
 pub mod protocol;
 pub mod rules;
 pub mod secret;

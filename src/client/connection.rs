@@ -10,8 +10,11 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use ureq::Agent;
+
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
+use crate::poll;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
 
@@ -36,8 +39,11 @@ enum Wait {
 /// Serves requests on `ws` until it breaks or the client stops; the pool's counts follow
 /// its state.
 pub fn serve(pool: &TargetPool, mut ws: Ws) {
+    let agent = executor::agent(&pool.config);
+    // For the connection's whole life: idle waits are bounded by `poll`, not by this.
     let timeout = Some(pool.config.request_timeout);
     let _ = ws.get_ref().set_write_timeout(timeout);
+    let _ = ws.get_ref().set_read_timeout(timeout);
     loop {
         match wait_for_request(pool, &mut ws) {
             Ok(Wait::Request) => {}
@@ -56,8 +62,7 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
             }
         }
         pool.set_state(State::Idle, State::Busy);
-        let _ = ws.get_ref().set_read_timeout(timeout);
-        let outcome = exchange(pool, &mut ws);
+        let outcome = exchange(pool, &agent, &mut ws);
         pool.set_state(State::Busy, State::Idle);
         if let Err(e) = outcome {
             log::warn!("{}: connection closed: {e}", pool.target);
@@ -96,9 +101,12 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
             config.ping_interval
         };
         let wait = next.saturating_sub(silent).min(STOP_CHECK_INTERVAL);
-        ws.get_ref()
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
-            .map_err(|e| e.to_string())?;
+        let arrived = ws.has_buffered()
+            || poll::readable(ws.get_ref(), wait).map_err(|e| format!("cannot wait: {e}"))?;
+        if !arrived {
+            continue;
+        }
+        // Something came: the rest of a frame follows within the exchange time-out.
         match ws.await_message() {
             Ok(Awaited::Message) => return Ok(Wait::Request),
             Ok(Awaited::Closed) => return Ok(Wait::Closed),
@@ -106,14 +114,13 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
                 last_heard = Instant::now();
                 pinged = false;
             }
-            Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e.to_string()),
         }
     }
 }
 
 /// One exchange: messages 1 and 2 in, 3 and 4 out. `Err` when the connection must end.
-fn exchange(pool: &TargetPool, ws: &mut Ws) -> Result<(), Error> {
+fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> {
     let text = ws.read_text(MAX_HEAD_LEN, "a request head")?;
     let head = match RequestHead::parse(&text) {
         Ok(head) => head,
@@ -134,7 +141,7 @@ fn exchange(pool: &TargetPool, ws: &mut Ws) -> Result<(), Error> {
     }
     let upstream = {
         let mut body = ws.body_reader();
-        let result = executor::execute(&pool.agent, &head, &mut body);
+        let result = executor::execute(agent, &head, &mut body);
         // The request body must be read to its end whatever the internal API did.
         io::copy(&mut body, &mut io::sink())?;
         result

@@ -1,7 +1,11 @@
 //! Performing a relayed request against the internal API with ureq.
 //!
-//! One agent for the whole client, so upstream connections are kept alive and reused.
-//! It is set up to be a transparent proxy: it follows no redirects, does no
+//! Each WebSocket connection has an agent of its own, which keeps its upstream
+//! connections alive and reuses them. A connection performs one request at a time, so
+//! its agent needs only one idle upstream connection per internal API; and agents of
+//! their own never wait for each other. (One agent shared by every connection thread
+//! serialized them: ureq probes a pooled connection with three system calls while
+//! holding its pool's lock, twice per request.) The agent is set up to be a transparent proxy: it follows no redirects, does no
 //! decompression, adds no `Accept`/`User-Agent`/`Accept-Encoding` of its own, and treats
 //! 4xx/5xx as ordinary responses. Status, headers and body bytes reach the caller as the
 //! internal API sent them. It gives up on an internal API silent for `requesttimeout`
@@ -35,16 +39,16 @@ pub struct Failed {
     pub text: String,
 }
 
-/// The ureq agent every connection of this client shares. It keeps as many idle upstream
-/// connections as the client may have WebSockets per target (each can carry one request
-/// at a time): with ureq's default of 3 per host, 16 concurrent requests opened a new
-/// upstream connection for most of them.
+/// Idle upstream connections an agent keeps, in all: one per internal API a connection
+/// calls, for that many of them.
+pub const AGENT_IDLE_CONNECTIONS: usize = 8;
+
+/// The ureq agent of one WebSocket connection.
 pub fn agent(config: &ClientConfig) -> Agent {
     let timeout = Some(config.request_timeout);
-    let idle = config.pool_max_size.max(1);
     Agent::config_builder()
-        .max_idle_connections(idle.saturating_mul(config.targets.len().max(1)))
-        .max_idle_connections_per_host(idle)
+        .max_idle_connections(AGENT_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(1)
         .max_redirects(0)
         .http_status_as_error(false)
         .accept("")
@@ -52,7 +56,8 @@ pub fn agent(config: &ClientConfig) -> Agent {
         .accept_encoding("")
         .allow_non_standard_methods(true)
         .timeout_connect(Some(UPSTREAM_CONNECT_TIMEOUT))
-        .timeout_recv_response(timeout)
+        // Per read, not per response: a fixed time-out is set on the socket once, where a
+        // deadline for the whole response head would be set again at every read.
         .timeout_per_read(timeout)
         .timeout_per_write(timeout)
         .no_delay(true)

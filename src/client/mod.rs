@@ -9,7 +9,7 @@
 //! - [`pool`]: per target, a supervisor keeping the pool at its configured size.
 //! - [`dial`]: opening one WebSocket (TCP, handshake, greeting).
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
-//! - [`executor`]: the ureq agent that performs each request.
+//! - [`executor`]: performs each request with ureq, an agent per connection.
 
 pub mod connection;
 pub mod dial;
@@ -48,7 +48,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A client: one pool per target, all sharing one ureq agent.
+/// A client: one pool of connections per target.
 pub struct Client {
     pools: Vec<Arc<TargetPool>>,
     config: Arc<ClientConfig>,
@@ -72,7 +72,6 @@ impl Client {
     /// Checks the targets and prepares a pool for each.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let config = Arc::new(config);
-        let agent = executor::agent(&config);
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let pools = config
             .targets
@@ -82,12 +81,7 @@ impl Client {
                     target: t.clone(),
                     why: e.to_string(),
                 })?;
-                Ok(TargetPool::new(
-                    url,
-                    config.clone(),
-                    agent.clone(),
-                    stop_rx.clone(),
-                ))
+                Ok(TargetPool::new(url, config.clone(), stop_rx.clone()))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Client {

@@ -74,7 +74,6 @@ impl Counts {
 pub struct TargetPool {
     pub target: Url,
     pub config: Arc<ClientConfig>,
-    pub agent: ureq::Agent,
     counts: Mutex<Counts>,
     wake: (Sender<()>, Receiver<()>),
     /// Disconnects when the client shuts down (see [`super::Client`]).
@@ -87,13 +86,11 @@ impl TargetPool {
     pub fn new(
         target: Url,
         config: Arc<ClientConfig>,
-        agent: ureq::Agent,
         stop: Receiver<()>,
     ) -> Arc<TargetPool> {
         Arc::new(TargetPool {
             target,
             config,
-            agent,
             counts: Mutex::new(Counts::default()),
             wake: bounded(1),
             stop,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::socket;
+use crate::poll;
 use crate::protocol::{Idle, WsConn};
 
 /// Close code for a connection closed because it is not needed (RFC 6455: normal).
@@ -61,7 +61,7 @@ impl Connection {
         };
         // The common case, a quiet socket, costs one system call; reading it without
         // blocking would cost three.
-        if self.ws.has_buffered() || socket::readable(socket) {
+        if self.ws.has_buffered() || poll::readable(socket, Duration::ZERO).unwrap_or(true) {
             socket
                 .set_nonblocking(true)
                 .map_err(|e| format!("socket unusable: {e}"))?;

@@ -1,4 +1,4 @@
-//! Finding the TCP socket behind a tiny_http connection, and asking it whether it has news.
+//! Finding the TCP socket behind a tiny_http connection.
 //!
 //! tiny_http hides the socket of a connection it accepted: an upgraded `/register` stream
 //! is a `Box<dyn ReadWrite>`, and a request gives no way to abort its connection. Yet a
@@ -27,27 +27,6 @@ pub fn find(local_port: u16, peer: SocketAddr) -> Option<TcpStream> {
             stream.local_addr().ok()?.port() == local_port && stream.peer_addr().ok()? == peer;
         matches.then_some(stream)
     })
-}
-
-/// Whether reading `socket` would not block: bytes, end of stream or an error are
-/// waiting. Where it cannot tell, it says yes, so the caller goes and reads.
-#[cfg(unix)]
-pub fn readable(socket: &TcpStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut poll = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid `pollfd` for a descriptor `socket` keeps open for the call; a
-    // zero time-out returns at once.
-    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-    ready != 0
-}
-
-#[cfg(not(unix))]
-pub fn readable(_socket: &TcpStream) -> bool {
-    true
 }
 
 #[cfg(unix)]
@@ -86,28 +65,5 @@ mod tests {
         assert_eq!(std::io::Read::read(&mut &client, &mut buf).unwrap(), 0);
         let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert!(find(local, other).is_none());
-    }
-
-    #[test]
-    fn readable_tells_a_quiet_socket_from_one_with_news() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert!(!readable(&accepted), "nothing sent yet");
-        std::io::Write::write_all(&mut client, b"x").unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !readable(&accepted) {
-            assert!(std::time::Instant::now() < deadline, "byte never seen");
-            std::thread::yield_now();
-        }
-        let mut buf = [0u8; 1];
-        std::io::Read::read(&mut &accepted, &mut buf).unwrap();
-        assert!(!readable(&accepted), "byte consumed");
-        drop(client);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !readable(&accepted) {
-            assert!(std::time::Instant::now() < deadline, "end of stream never seen");
-            std::thread::yield_now();
-        }
     }
 }
