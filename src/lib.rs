@@ -17,12 +17,14 @@
 //! socket → [`protocol`] (parse) → [`server::pool`] → [`server::relay`] → socket.
 //!
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
+//! - [`buffer`]: the buffer bodies are copied through, sized to the body.
 //! - [`config`]: raw YAML and flags, validated once into immutable configs.
 //! - [`poll`]: waiting for a socket to be readable without reading it.
 //! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
 //! - [`server`]: the public side: `/register`, `/request`, `/status`.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
 
+pub mod buffer;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -67,13 +67,25 @@ mod tests {
     #[test]
     fn tells_a_quiet_socket_from_one_with_bytes_or_an_end() {
         let (mut client, accepted) = pair();
-        assert!(!readable(&accepted, Duration::ZERO).unwrap(), "nothing sent");
+        assert!(
+            !readable(&accepted, Duration::ZERO).unwrap(),
+            "nothing sent"
+        );
         client.write_all(b"x").unwrap();
-        assert!(readable(&accepted, Duration::from_secs(5)).unwrap(), "a byte");
+        assert!(
+            readable(&accepted, Duration::from_secs(5)).unwrap(),
+            "a byte"
+        );
         (&accepted).read_exact(&mut [0u8; 1]).unwrap();
-        assert!(!readable(&accepted, Duration::ZERO).unwrap(), "byte consumed");
+        assert!(
+            !readable(&accepted, Duration::ZERO).unwrap(),
+            "byte consumed"
+        );
         drop(client);
-        assert!(readable(&accepted, Duration::from_secs(5)).unwrap(), "the end");
+        assert!(
+            readable(&accepted, Duration::from_secs(5)).unwrap(),
+            "the end"
+        );
     }
 
     #[test]

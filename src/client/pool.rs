@@ -83,11 +83,7 @@ pub struct TargetPool {
 }
 
 impl TargetPool {
-    pub fn new(
-        target: Url,
-        config: Arc<ClientConfig>,
-        stop: Receiver<()>,
-    ) -> Arc<TargetPool> {
+    pub fn new(target: Url, config: Arc<ClientConfig>, stop: Receiver<()>) -> Arc<TargetPool> {
         Arc::new(TargetPool {
             target,
             config,

@@ -19,10 +19,8 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::Error;
+use crate::buffer::CopyBuffer;
 
-/// Payload size of the body frames we write. Big enough that header and system-call
-/// costs vanish next to the copy, small enough that a connection's buffers stay cheap.
-pub const BODY_FRAME_LEN: usize = 64 * 1024;
 /// Read buffer per connection. Body reads bigger than this bypass it.
 pub const READ_BUFFER_LEN: usize = 8 * 1024;
 /// RFC 6455 §5.5: control frames carry at most 125 payload bytes.
@@ -227,7 +225,7 @@ impl<S: Read + Write> WsConn<S> {
             self.write_frame(OpCode::Data(Data::Binary), true, &[])?;
             return self.flush().map(|()| 0);
         }
-        let mut chunk = vec![0u8; BODY_FRAME_LEN];
+        let mut buffer = CopyBuffer::for_body(len);
         let mut sent = 0u64;
         loop {
             let opcode = if sent == 0 {
@@ -235,10 +233,10 @@ impl<S: Read + Write> WsConn<S> {
             } else {
                 Data::Continue
             };
-            let n = read_some(src, &mut chunk).map_err(Error::BodySource)?;
-            sent += n as u64;
-            let fin = n == 0 || len == Some(sent);
-            self.write_frame(OpCode::Data(opcode), fin, &chunk[..n])?;
+            let piece = buffer.read_from(src).map_err(Error::BodySource)?;
+            sent += piece.len() as u64;
+            let fin = piece.is_empty() || len == Some(sent);
+            self.write_frame(OpCode::Data(opcode), fin, piece)?;
             self.flush()?;
             if fin {
                 return Ok(sent);
@@ -546,16 +544,6 @@ fn mid_frame(e: Error) -> Error {
 /// Whether an I/O error kind is a socket time-out (Linux reports `WouldBlock`).
 pub fn is_timeout_kind(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// Reads once into `buf`, retrying on `Interrupted`.
-fn read_some(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match src.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
 }
 
 /// XORs `buf` with the mask, `pos` being the offset of `buf[0]` in the frame payload.

@@ -20,8 +20,7 @@ use std::time::SystemTime;
 
 use ureq::http::StatusCode;
 
-/// Size of the pieces a body is copied in.
-pub const COPY_BUFFER_LEN: usize = 64 * 1024;
+use crate::buffer::CopyBuffer;
 
 /// What the caller is sent, before the body.
 #[derive(Clone, Copy)]
@@ -83,9 +82,9 @@ pub fn send(
     let chunked = !no_body && head.length.is_none() && !head.http10;
     let close_delimited = !no_body && head.length.is_none() && head.http10;
     let text = head_text(head, chunked, close_delimited);
-    let mut buf = vec![0u8; COPY_BUFFER_LEN];
+    let mut buffer = CopyBuffer::for_body(head.length);
     let first = match body_ready && !no_body {
-        true => Some(read_piece(body, &mut buf).map_err(SendError::BeforeHead)?),
+        true => Some(buffer.read_from(body).map_err(SendError::BeforeHead)?),
         false => None,
     };
     out.write_all(text.as_bytes()).map_err(SendError::Caller)?;
@@ -93,13 +92,14 @@ pub fn send(
         out.flush().map_err(SendError::Caller)?;
         return Ok(Sent::NoBody);
     }
+    let ended = first.is_some_and(|piece| piece.is_empty());
     match first {
-        Some(0) => {}
-        Some(n) => write_piece(out, &buf[..n], chunked)?,
+        Some(piece) if !piece.is_empty() => write_piece(out, piece, chunked)?,
+        Some(_) => {}
         None => out.flush().map_err(SendError::Caller)?,
     }
-    if first != Some(0) {
-        copy_body(out, body, chunked, &mut buf)?;
+    if !ended {
+        copy_body(out, body, chunked, &mut buffer)?;
     }
     if chunked {
         out.write_all(b"0\r\n\r\n")
@@ -143,27 +143,17 @@ fn head_text(head: &ResponseHead<'_>, chunked: bool, close_delimited: bool) -> S
     text
 }
 
-/// Copies the rest of the body through `buf`, each piece written and flushed as it comes.
+/// Copies the rest of the body, each piece written and flushed as it comes.
 fn copy_body(
     out: &mut dyn Write,
     body: &mut dyn Read,
     chunked: bool,
-    buf: &mut [u8],
+    buffer: &mut CopyBuffer,
 ) -> Result<(), SendError> {
     loop {
-        match read_piece(body, buf).map_err(SendError::Body)? {
-            0 => return Ok(()),
-            n => write_piece(out, &buf[..n], chunked)?,
-        }
-    }
-}
-
-/// Reads once, retrying on `Interrupted`; 0 at the end of the body.
-fn read_piece(body: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match body.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+        match buffer.read_from(body).map_err(SendError::Body)? {
+            [] => return Ok(()),
+            piece => write_piece(out, piece, chunked)?,
         }
     }
 }

@@ -73,7 +73,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[test]
 fn client_body_reaches_server_byte_equal() {
-    let body = pattern(3 * BODY_FRAME_LEN + 17);
+    let body = pattern(3 * crate::buffer::MAX_PIECE + 17);
     let wire = written_by(Role::Client, |ws| {
         ws.write_text("head").unwrap();
         ws.write_body(&mut &body[..], None).unwrap();
