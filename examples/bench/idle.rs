@@ -20,8 +20,10 @@ use crate::stack::{Tunnel, TunnelSpec};
 pub const IDLE: usize = 1000;
 /// How long the connections may take to register.
 const REGISTER_WITHIN: Duration = Duration::from_secs(120);
-/// How long RSS and threads must stay the same to count as settled.
-const STEADY_FOR: Duration = Duration::from_secs(1);
+/// How long RSS and threads must stay the same to count as settled: longer than the
+/// 5 s tiny_http keeps a spare thread after a burst of registrations, and than the 1 s
+/// after which an idle client connection gives back its buffers and stack pages.
+const STEADY_FOR: Duration = Duration::from_secs(6);
 /// How long they may take to settle.
 const SETTLE_WITHIN: Duration = Duration::from_secs(30);
 /// How often they are read.

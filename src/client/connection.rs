@@ -14,6 +14,7 @@ use ureq::Agent;
 
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
+use super::stack;
 use crate::poll;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
@@ -39,7 +40,8 @@ enum Wait {
 /// Serves requests on `ws` until it breaks or the client stops; the pool's counts follow
 /// its state.
 pub fn serve(pool: &TargetPool, mut ws: Ws) {
-    let agent = executor::agent(&pool.config);
+    // Made by the first request: a connection that never serves one costs no agent.
+    let mut agent = None;
     // For the connection's whole life: idle waits are bounded by `poll`, not by this.
     let timeout = Some(pool.config.request_timeout);
     let _ = ws.get_ref().set_write_timeout(timeout);
@@ -62,7 +64,8 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
             }
         }
         pool.set_state(State::Idle, State::Busy);
-        let outcome = exchange(pool, &agent, &mut ws);
+        let agent = agent.get_or_insert_with(|| executor::agent(&pool.config));
+        let outcome = exchange(pool, agent, &mut ws);
         pool.set_state(State::Busy, State::Idle);
         if let Err(e) = outcome {
             log::warn!("{}: connection closed: {e}", pool.target);
@@ -80,6 +83,7 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
     let config = &pool.config;
     let mut last_heard = Instant::now();
     let mut pinged = false;
+    let mut settled = false;
     loop {
         if pool.stopping() {
             return Ok(Wait::Stopping);
@@ -104,6 +108,12 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
         let arrived = ws.has_buffered()
             || poll::readable(ws.get_ref(), wait).map_err(|e| format!("cannot wait: {e}"))?;
         if !arrived {
+            // Idle a while: the memory of the last exchange is better given back.
+            if !settled {
+                ws.release_buffers();
+                stack::trim();
+                settled = true;
+            }
             continue;
         }
         // Something came: the rest of a frame follows within the exchange time-out.
@@ -120,6 +130,9 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
 }
 
 /// One exchange: messages 1 and 2 in, 3 and 4 out. `Err` when the connection must end.
+/// Never inlined: its deep frames (ureq's) must not widen the frame the idle wait sits
+/// in, or every idle thread would keep them resident (see [`stack`]).
+#[inline(never)]
 fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> {
     let text = ws.read_text(MAX_HEAD_LEN, "a request head")?;
     let head = match RequestHead::parse(&text) {

@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 use url::Url;
 
@@ -23,10 +22,14 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest handshake response head accepted, in bytes.
 pub const MAX_HANDSHAKE_RESPONSE: usize = 16 * 1024;
+/// Read buffer for the handshake response.
+const HANDSHAKE_BUFFER_LEN: usize = 1024;
 /// Most bytes of a refusal's body quoted in the error.
 const MAX_REFUSAL_BODY: u64 = 512;
 
-/// Connects to `target` (a `ws://` URL) and sends the greeting.
+/// Connects to `target` (a `ws://` URL) and sends the greeting. Never inlined, so that
+/// its frames do not widen the frame of the thread that then waits idle.
+#[inline(never)]
 pub fn dial(
     target: &Url,
     secret: &Secret,
@@ -43,8 +46,10 @@ pub fn dial(
         )));
     }
     let stream = connect(target).map_err(&fail)?;
-    let mut io = BufReader::new(stream);
-    let key = generate_key();
+    // Small: the handshake response is a short head, and the buffer stays allocated
+    // (as leftover) only when the server sends frames right behind it.
+    let mut io = BufReader::with_capacity(HANDSHAKE_BUFFER_LEN, stream);
+    let key = new_key();
     io.get_mut()
         .write_all(upgrade_request(target, &key, secret).as_bytes())
         .map_err(|e| fail(format!("sending handshake: {e}")))?;
@@ -54,6 +59,15 @@ pub fn dial(
         .and_then(|()| ws.flush())
         .map_err(|e| fail(format!("sending greeting: {e}")))?;
     Ok(ws)
+}
+
+/// A `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1). It is a nonce
+/// that proves the server read the handshake, not a secret, so fastrand's per-thread
+/// generator does; tungstenite's `generate_key` would give every connection thread a
+/// cryptographic generator of its own, a kilobyte of heap each.
+fn new_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(fastrand::u128(..).to_le_bytes())
 }
 
 fn connect(target: &Url) -> Result<TcpStream, String> {

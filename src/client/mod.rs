@@ -15,6 +15,7 @@ pub mod connection;
 pub mod dial;
 pub mod executor;
 pub mod pool;
+mod stack;
 
 use std::fmt;
 use std::sync::Arc;

@@ -15,14 +15,15 @@
 
 use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
 
+use buffered::Buffered;
+pub use buffered::READ_BUFFER_LEN;
+
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::Error;
 use crate::buffer::CopyBuffer;
 
-/// Read buffer per connection. Body reads bigger than this bypass it.
-pub const READ_BUFFER_LEN: usize = 8 * 1024;
 /// RFC 6455 §5.5: control frames carry at most 125 payload bytes.
 pub const MAX_CONTROL_PAYLOAD: u64 = 125;
 /// Most control frames accepted in a row, between two data frames or in one idle check.
@@ -30,6 +31,8 @@ pub const MAX_CONTROL_PAYLOAD: u64 = 125;
 pub const MAX_CONTROL_RUN: usize = 1000;
 /// Buffered output is written out once it grows past this, even before a flush.
 const WRITE_THRESHOLD: usize = 64 * 1024;
+/// An idle connection keeps a write buffer up to this size; a bigger one is given back.
+const KEPT_WRITE_BUFFER: usize = 1024;
 
 /// Which end of the connection we are: it decides who masks (RFC 6455 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +77,7 @@ struct FrameInfo {
 /// One WebSocket connection after the opening handshake, owned by one thread at a time.
 #[derive(Debug)]
 pub struct WsConn<S> {
-    io: BufReader<S>,
+    io: Buffered<S>,
     role: Role,
     out: Vec<u8>,
 }
@@ -82,15 +85,30 @@ pub struct WsConn<S> {
 impl<S: Read + Write> WsConn<S> {
     /// Wraps a stream whose handshake is done.
     pub fn new(stream: S, role: Role) -> Self {
-        Self::from_buffered(BufReader::with_capacity(READ_BUFFER_LEN, stream), role)
+        WsConn {
+            io: Buffered::new(stream),
+            role,
+            out: Vec::new(),
+        }
     }
 
     /// Wraps a buffered stream that may already hold bytes read past the handshake.
     pub fn from_buffered(io: BufReader<S>, role: Role) -> Self {
+        let leftover = io.buffer().to_vec();
         WsConn {
-            io,
+            io: Buffered::with_leftover(io.into_inner(), leftover),
             role,
             out: Vec::new(),
+        }
+    }
+
+    /// Gives back the memory of the read and write buffers, as far as they hold nothing:
+    /// for a connection that may stay idle a long time. The next exchange allocates
+    /// them again.
+    pub fn release_buffers(&mut self) {
+        self.io.release();
+        if self.out.is_empty() && self.out.capacity() > KEPT_WRITE_BUFFER {
+            self.out = Vec::new();
         }
     }
 
@@ -156,10 +174,14 @@ impl<S: Read + Write> WsConn<S> {
                 Err(_) => return Idle::Gone,
             };
             if !complete {
-                // Part of a frame, the rest not read yet: nothing proven. (The buffer
-                // refills only once empty, so a frame cut at its end stays cut; a peer
-                // queueing over 8 KiB of control frames is flooding, and is let die.)
-                return heard;
+                // Part of a frame, cut at the end of what was read: read on behind it.
+                // If the rest has not arrived yet, nothing is proven.
+                match self.io.fill_more() {
+                    Ok(0) => return Idle::Gone,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return heard,
+                    Err(_) => return Idle::Gone,
+                }
             }
             let handled = self
                 .read_frame_header()
@@ -566,5 +588,6 @@ fn apply_mask(buf: &mut [u8], mask: [u8; 4], pos: usize) {
     }
 }
 
+mod buffered;
 #[cfg(test)]
 mod tests;

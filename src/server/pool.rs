@@ -197,7 +197,7 @@ impl Hub {
     }
 
     /// Pings every idle connection, and drops those found closed or silent for longer
-    /// than the ping time-out. Each is taken out of the pool while it is looked at, so
+    /// than the ping time-out; those kept give their buffers back. Each is taken out of the pool while it is looked at, so
     /// no request can use it meanwhile; waiting requests get them as they come back.
     pub fn ping_idle(&self) {
         let idle: Vec<Connection> = {
@@ -213,7 +213,11 @@ impl Hub {
         };
         for mut conn in idle {
             match conn.probe(self.ping_timeout) {
-                Ok(()) => self.state.lock().put_idle(conn),
+                Ok(()) => {
+                    // Idle for a while: its buffers are better given back.
+                    conn.ws.release_buffers();
+                    self.state.lock().put_idle(conn);
+                }
                 Err(why) => {
                     log::warn!("client {}: connection dead: {why}", conn.client_id);
                     self.state.lock().discard(&conn.client_id);

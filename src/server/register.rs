@@ -63,6 +63,8 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
         "client {} registered a connection from {peer:?}",
         greeting.id
     );
+    // A connection may wait long before its first request: it holds no buffer meanwhile.
+    ws.release_buffers();
     let id: Arc<str> = greeting.id.into();
     shared
         .hub
