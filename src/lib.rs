@@ -19,6 +19,7 @@
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
 //! - [`buffer`]: the buffer bodies are copied through, sized to the body.
 //! - [`config`]: raw YAML and flags, validated once into immutable configs.
+//! - [`heap`]: giving freed heap memory back to the system.
 //! - [`poll`]: waiting for a socket to be readable without reading it.
 //! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
 //! - [`server`]: the public side: `/register`, `/request`, `/status`.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod headers;
+pub mod heap;
 pub mod poll;
 pub mod protocol;
 pub mod rules;

@@ -123,6 +123,8 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
             Ok(Awaited::Control) => {
                 last_heard = Instant::now();
                 pinged = false;
+                // Reading it took a buffer: given back at the next quiet wait.
+                settled = false;
             }
             Err(e) => return Err(e.to_string()),
         }

@@ -24,6 +24,8 @@ use crate::protocol::Greeting;
 
 /// How often the supervisor checks the pool even when nothing happened.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the supervisor returns freed heap memory to the system.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 /// Stack size of connection threads: bodies go through heap buffers.
 pub const THREAD_STACK_SIZE: usize = 256 * 1024;
 
@@ -122,7 +124,14 @@ impl TargetPool {
     /// The supervisor: runs until the client shuts down.
     pub fn supervise(self: &Arc<Self>) {
         log::info!("connecting to {}", self.target);
+        let mut next_trim = Instant::now() + TRIM_INTERVAL;
         loop {
+            if Instant::now() >= next_trim {
+                // Idle connections give their buffers back after a quiet second: return
+                // the freed memory to the system.
+                crate::heap::trim();
+                next_trim = Instant::now() + TRIM_INTERVAL;
+            }
             for _ in 0..self.missing() {
                 self.spawn_connection();
             }

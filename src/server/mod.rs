@@ -214,6 +214,8 @@ impl Server {
                     let now = Instant::now();
                     if now >= next_ping {
                         shared.hub.ping_idle();
+                        // The round gave idle connections' buffers back: return them.
+                        crate::heap::trim();
                         next_ping = now + config.ping_interval;
                     }
                     if now >= next_clean {

@@ -11,6 +11,8 @@
 
 use std::io::{self, BufRead, Read};
 
+use crate::buffer::zeroed;
+
 /// Size of the read buffer once a read has filled a smaller one. Reads this big or
 /// bigger bypass it.
 pub const READ_BUFFER_LEN: usize = 8 * 1024;
@@ -102,7 +104,7 @@ impl<S: Read> BufRead for Buffered<S> {
                 n => n.max(FIRST_READ_LEN),
             };
             if wanted != self.buf.len() {
-                self.buf = vec![0; wanted].into_boxed_slice();
+                self.buf = zeroed(wanted).into_boxed_slice();
             }
             (self.pos, self.filled) = (0, 0);
             self.filled = self.inner.read(&mut self.buf)?;
@@ -131,7 +133,7 @@ impl<S: Read> Buffered<S> {
             return Err(io::Error::new(io::ErrorKind::InvalidData, why));
         }
         if kept == self.buf.len() || self.buf.is_empty() {
-            let mut bigger = vec![0; (2 * kept).clamp(FIRST_READ_LEN, READ_BUFFER_LEN)];
+            let mut bigger = zeroed((2 * kept).clamp(FIRST_READ_LEN, READ_BUFFER_LEN));
             bigger[..kept].copy_from_slice(self.buffer());
             self.buf = bigger.into_boxed_slice();
         } else {
