@@ -3,10 +3,10 @@
 //!
 //! Each connection runs on its own thread ([`super::connection`]) and reports its state
 //! changes here. The supervisor wakes when a change leaves a connection to open, and at
-//! least once a second, to open what is missing. While no connection is up it dials one at a time. A failed dial
-//! waits before giving its place up: `reconnectdelay`, doubled at each failure in a row
-//! up to `reconnectmaxdelay`, times a random factor in [0.5, 1] so that many clients cut
-//! off together do not come back in step. An unreachable server is thus retried about
+//! least once a second, to open what is missing. While no connection is up it dials one
+//! at a time. A failed dial waits before giving its place up: `reconnectdelay`, doubled
+//! at each failure in a row up to `reconnectmaxdelay`, times a random factor in [0.5, 1]
+//! so that many clients cut off together do not come back in step. An unreachable server is thus retried about
 //! once a second at most, never hammered, and a server that comes back is found within
 //! `reconnectmaxdelay`.
 
