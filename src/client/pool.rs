@@ -6,9 +6,9 @@
 //! least once a second, to open what is missing. While no connection is up it dials one
 //! at a time. A failed dial waits before giving its place up: `reconnectdelay`, doubled
 //! at each failure in a row up to `reconnectmaxdelay`, times a random factor in [0.5, 1]
-//! so that many clients cut off together do not come back in step. An unreachable server is thus retried about
-//! once a second at most, never hammered, and a server that comes back is found within
-//! `reconnectmaxdelay`.
+//! so that many clients cut off together do not come back in step. An unreachable
+//! server is thus retried about once a second at most, never hammered, and a server
+//! that comes back is found within `reconnectmaxdelay`.
 
 use std::sync::Arc;
 use std::thread;
