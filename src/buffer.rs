@@ -16,6 +16,9 @@ const UNKNOWN_LENGTH_START: usize = 4 * 1024;
 #[derive(Debug)]
 pub struct CopyBuffer {
     buf: Vec<u8>,
+    /// Bytes kept free in front of every piece, so that a frame header can be written just
+    /// before the payload and both leave in one write, without copying the payload.
+    headroom: usize,
     /// The last read filled the buffer: the next one gets a bigger one.
     filled: bool,
 }
@@ -23,12 +26,19 @@ pub struct CopyBuffer {
 impl CopyBuffer {
     /// A buffer for a body of `length` bytes, when known.
     pub fn for_body(length: Option<u64>) -> CopyBuffer {
+        CopyBuffer::with_headroom(length, 0)
+    }
+
+    /// A buffer for a body of `length` bytes, when known, with `headroom` bytes free in
+    /// front of every piece (see [`CopyBuffer::read_with_room`]).
+    pub fn with_headroom(length: Option<u64>, headroom: usize) -> CopyBuffer {
         let start = match length {
             Some(n) => usize::try_from(n).unwrap_or(MAX_PIECE).clamp(1, MAX_PIECE),
             None => UNKNOWN_LENGTH_START,
         };
         CopyBuffer {
-            buf: zeroed(start),
+            buf: zeroed(headroom + start),
+            headroom,
             filled: false,
         }
     }
@@ -38,23 +48,43 @@ impl CopyBuffer {
     /// # Errors
     /// Whatever reading `src` fails with.
     pub fn read_from(&mut self, src: &mut dyn Read) -> io::Result<&[u8]> {
-        if self.filled && self.buf.len() < MAX_PIECE {
-            self.buf = zeroed((self.buf.len() * 2).min(MAX_PIECE));
+        let (_, piece) = self.read_with_room(src)?;
+        Ok(piece)
+    }
+
+    /// Like [`CopyBuffer::read_from`], but also hands out the headroom in front of the
+    /// piece: `(room, piece)` are adjacent, so `room`'s tail and `piece` form one slice of
+    /// the buffer again (see [`CopyBuffer::framed`]).
+    ///
+    /// # Errors
+    /// Whatever reading `src` fails with.
+    pub fn read_with_room(&mut self, src: &mut dyn Read) -> io::Result<(&mut [u8], &mut [u8])> {
+        let room = self.headroom;
+        let len = self.buf.len() - room;
+        if self.filled && len < MAX_PIECE {
+            self.buf = zeroed(room + (len * 2).min(MAX_PIECE));
         }
         let n = loop {
-            match src.read(&mut self.buf) {
+            match src.read(&mut self.buf[room..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }
         };
-        self.filled = n == self.buf.len();
-        Ok(&self.buf[..n])
+        self.filled = room + n == self.buf.len();
+        let (head, rest) = self.buf.split_at_mut(room);
+        Ok((head, &mut rest[..n]))
+    }
+
+    /// The last `header_len` bytes of the headroom followed by the first `piece_len` bytes
+    /// of the piece: a header written into the room's tail and its payload, as one slice.
+    pub fn framed(&self, header_len: usize, piece_len: usize) -> &[u8] {
+        &self.buf[self.headroom - header_len..self.headroom + piece_len]
     }
 
     /// The current size, for tests.
     #[cfg(test)]
     fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.headroom
     }
 }
 
@@ -97,6 +127,17 @@ mod tests {
         }
         assert_eq!(copied, body);
         assert_eq!(buffer.capacity(), MAX_PIECE);
+    }
+
+    #[test]
+    fn headroom_sits_in_front_of_every_piece() {
+        let body = [5u8; 10];
+        let mut buffer = CopyBuffer::with_headroom(Some(10), 4);
+        let (room, piece) = buffer.read_with_room(&mut &body[..]).unwrap();
+        assert_eq!((room.len(), piece.len()), (4, 10));
+        room[2..].copy_from_slice(b"hd");
+        assert_eq!(buffer.framed(2, 10), b"hd\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05");
+        assert_eq!(buffer.capacity(), 10, "the room comes on top of the piece");
     }
 
     #[test]

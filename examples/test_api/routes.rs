@@ -32,11 +32,15 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use tiny_http::{HTTPVersion, Header, Request, Response, ResponseBox, Server, StatusCode};
+use tiny_http::{HTTPVersion, Header, Method, Request, Response, ResponseBox, Server, StatusCode};
 
 /// Size of the buffers in which bodies are generated and read: `/bytes` produces at most this
 /// many bytes per `read`.
 pub const CHUNK_SIZE: usize = 64 * 1024;
+/// `/bytes` writes its body in pieces of this size: on loopback, 1 MiB writes move data
+/// about three times as fast as 64 KiB ones, and the upstream must not be what limits the
+/// benchmark's download.
+pub const WRITE_SIZE: usize = 1024 * 1024;
 /// Largest `n` accepted by `/bytes?n=` (1 TiB): far beyond any test, small enough for `usize`.
 pub const MAX_BYTES: u64 = 1 << 40;
 /// Longest wait of `/sleep?ms=`; larger values are capped to it.
@@ -120,7 +124,12 @@ fn handle_request(mut request: Request) -> io::Result<()> {
         "/upload-count" => return count_body(request),
         _ => {}
     }
-    io::copy(request.as_reader(), &mut io::sink())?;
+    drain(request.as_reader())?;
+    if path == "/bytes" {
+        if let Some(length) = raw_bytes_length(&request, &query) {
+            return send_bytes(request, length);
+        }
+    }
     let response = match path.as_str() {
         "/hello" => text(200, "hello world"),
         "/header" => text(200, "ok").with_header(header("hello", "world")),
@@ -190,6 +199,88 @@ fn sleep(query: &str) -> ResponseBox {
     let ms = ms.min(MAX_SLEEP_MS);
     thread::sleep(Duration::from_millis(ms));
     text(200, &format!("slept {ms}"))
+}
+
+/// Reads `reader` to its end and throws the bytes away. The first read goes into a small stack
+/// buffer, so a small body costs no allocation; a body that fills it continues in
+/// [`CHUNK_SIZE`] reads (`io::copy` would read in 8 KiB pieces, which would make the upstream
+/// the bottleneck of the benchmark's bulk upload).
+fn drain(reader: &mut dyn Read) -> io::Result<()> {
+    let mut small = [0u8; 1024];
+    if read_some(reader, &mut small)? < small.len() {
+        return Ok(());
+    }
+    let mut big = vec![0u8; CHUNK_SIZE];
+    while read_some(reader, &mut big)? > 0 {}
+    Ok(())
+}
+
+/// One `read`, retried when interrupted.
+fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The length of a `/bytes` answer that [`send_bytes`] can write itself: a GET asking for a
+/// valid `n` and no chunking. Everything else goes through [`bytes`] and tiny_http.
+fn raw_bytes_length(request: &Request, query: &str) -> Option<u64> {
+    let n = query_param(query, "n")?.parse::<u64>().ok()?;
+    let plain = *request.method() == Method::Get && query_param(query, "chunked") != Some("1");
+    (plain && n <= MAX_BYTES).then_some(n)
+}
+
+/// `/bytes?n=N` for a GET: the head, then the pattern written in [`CHUNK_SIZE`] pieces straight
+/// from the pattern table. tiny_http's `respond` would copy the body through an 8 KiB buffer
+/// into 8 KiB writes, capping the benchmark's download rows at the upstream instead of the
+/// proxy.
+fn send_bytes(request: Request, length: u64) -> io::Result<()> {
+    let close = wants_close(&request);
+    let mut out = request.into_writer();
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {length}\r\n{connection}\r\n"
+    )?;
+    let table = write_table();
+    let mut position = 0u64;
+    while position < length {
+        let n = (length - position).min(WRITE_SIZE as u64) as usize;
+        let phase = (position % PATTERN_PERIOD) as usize;
+        out.write_all(&table[phase..phase + n])?;
+        position += n as u64;
+    }
+    out.flush()
+}
+
+/// The pattern table [`send_bytes`] writes from: [`WRITE_SIZE`] plus one period, built on
+/// first use.
+fn write_table() -> &'static [u8] {
+    static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..(WRITE_SIZE as u64 + PATTERN_PERIOD))
+            .map(pattern_byte)
+            .collect()
+    })
+}
+
+/// Whether tiny_http closes the connection after this request (it reads no further request
+/// after `Connection: close`, or after HTTP/1.0 without keep-alive), which the answer then says.
+fn wants_close(request: &Request) -> bool {
+    let connection = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str().to_ascii_lowercase());
+    match connection {
+        Some(value) if value.contains("close") => true,
+        Some(value) if value.contains("keep-alive") => false,
+        _ => *request.http_version() <= (1, 0),
+    }
 }
 
 /// `/bytes?n=N[&chunked=1]`: N pattern bytes generated while sending. HTTP/1.0 has no chunked

@@ -29,6 +29,8 @@ pub const MAX_CONTROL_PAYLOAD: u64 = 125;
 /// Most control frames accepted in a row, between two data frames or in one idle check.
 /// A peer pinging every few seconds sends a handful; thousands in a row are a flood.
 pub const MAX_CONTROL_RUN: usize = 1000;
+/// The longest frame header: 2 bytes, a 64-bit length and a mask (RFC 6455 §5.2).
+const MAX_HEADER_LEN: usize = 14;
 /// Buffered output is written out once it grows past this, even before a flush.
 const WRITE_THRESHOLD: usize = 64 * 1024;
 /// An idle connection keeps a write buffer up to this size; a bigger one is given back.
@@ -239,6 +241,9 @@ impl<S: Read + Write> WsConn<S> {
     /// frame that completes it carries FIN; otherwise an empty final frame ends the
     /// message. Returns the number of body bytes sent.
     ///
+    /// Each piece is read into its buffer behind room for the frame header, masked in
+    /// place, and sent with its header in one write: the payload is never copied again.
+    ///
     /// # Errors
     /// [`Error::BodySource`] when reading `src` fails (the message is then left unfinished
     /// and the connection must be dropped), or any error writing to the socket.
@@ -247,7 +252,7 @@ impl<S: Read + Write> WsConn<S> {
             self.write_frame(OpCode::Data(Data::Binary), true, &[])?;
             return self.flush().map(|()| 0);
         }
-        let mut buffer = CopyBuffer::for_body(len);
+        let mut buffer = CopyBuffer::with_headroom(len, MAX_HEADER_LEN);
         let mut sent = 0u64;
         loop {
             let opcode = if sent == 0 {
@@ -255,11 +260,16 @@ impl<S: Read + Write> WsConn<S> {
             } else {
                 Data::Continue
             };
-            let piece = buffer.read_from(src).map_err(Error::BodySource)?;
-            sent += piece.len() as u64;
-            let fin = piece.is_empty() || len == Some(sent);
-            self.write_frame(OpCode::Data(opcode), fin, piece)?;
-            self.flush()?;
+            let (room, piece) = buffer.read_with_room(src).map_err(Error::BodySource)?;
+            let piece_len = piece.len();
+            sent += piece_len as u64;
+            let fin = piece_len == 0 || len == Some(sent);
+            let header = self.frame_header(OpCode::Data(opcode), fin);
+            if let Some(mask) = header.mask {
+                apply_mask(piece, mask, 0);
+            }
+            let header_len = put_header(&header, piece_len, room)?;
+            self.send_framed(buffer.framed(header_len, piece_len))?;
             if fin {
                 return Ok(sent);
             }
@@ -292,21 +302,13 @@ impl<S: Read + Write> WsConn<S> {
 
     /// Queues one frame, masking it when we are the client.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), Error> {
-        let mask = (self.role == Role::Client).then(|| fastrand::u32(..).to_ne_bytes());
-        let header = FrameHeader {
-            is_final: fin,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode,
-            mask,
-        };
+        let header = self.frame_header(opcode, fin);
         header
             .format(payload.len() as u64, &mut self.out)
             .map_err(|e| Error::Framing(e.to_string()))?;
         let start = self.out.len();
         self.out.extend_from_slice(payload);
-        if let Some(mask) = mask {
+        if let Some(mask) = header.mask {
             apply_mask(&mut self.out[start..], mask, 0);
         }
         if self.out.len() >= WRITE_THRESHOLD {
@@ -314,6 +316,32 @@ impl<S: Read + Write> WsConn<S> {
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Writes a frame already encoded (header and masked payload) now. Output still queued
+    /// (a head) goes with it in one write: a small response then costs one system call.
+    fn send_framed(&mut self, frame: &[u8]) -> Result<(), Error> {
+        if self.out.is_empty() {
+            self.io.get_mut().write_all(frame)?;
+        } else {
+            self.out.extend_from_slice(frame);
+            self.io.get_mut().write_all(&self.out)?;
+            self.out.clear();
+        }
+        self.io.get_mut().flush()?;
+        Ok(())
+    }
+
+    /// The header of a frame we send, with a fresh mask when we are the client.
+    fn frame_header(&self, opcode: OpCode, fin: bool) -> FrameHeader {
+        FrameHeader {
+            is_final: fin,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: (self.role == Role::Client).then(|| fastrand::u32(..).to_ne_bytes()),
+        }
     }
 
     /// Reads a whole message of at most `limit` bytes into memory.
@@ -537,10 +565,7 @@ impl<S: Read + Write> BodyReader<'_, S> {
         let want = buf
             .len()
             .min(usize::try_from(self.frame_left).unwrap_or(usize::MAX));
-        let n = self.ws.io.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(Error::Closed.into());
-        }
+        let n = self.fill(&mut buf[..want])?;
         if let Some(mask) = self.mask {
             apply_mask(&mut buf[..n], mask, self.mask_pos);
         }
@@ -548,6 +573,42 @@ impl<S: Read + Write> BodyReader<'_, S> {
         self.frame_left -= n as u64;
         if self.frame_left == 0 && self.state == BodyState::InFrame(true) {
             self.state = BodyState::Done;
+        }
+        Ok(n)
+    }
+}
+
+/// Writes `header`, for a payload of `len` bytes, into the tail of `room`; returns its
+/// length. `room` must hold [`MAX_HEADER_LEN`] bytes.
+fn put_header(header: &FrameHeader, len: usize, room: &mut [u8]) -> Result<usize, Error> {
+    let mut encoded = [0u8; MAX_HEADER_LEN];
+    let mut cursor = &mut encoded[..];
+    header
+        .format(len as u64, &mut cursor)
+        .map_err(|e| Error::Framing(e.to_string()))?;
+    let header_len = MAX_HEADER_LEN - cursor.len();
+    let start = room.len() - header_len;
+    room[start..].copy_from_slice(&encoded[..header_len]);
+    Ok(header_len)
+}
+
+impl<S: Read + Write> BodyReader<'_, S> {
+    /// Reads until `buf`, which the current frame's payload can fill, is full. The peer
+    /// writes a frame at once, so its bytes are on their way; returning the first part
+    /// alone (typically what the read buffer held beside the frame header) would make the
+    /// caller write the piece in two. When the stream fails after some bytes, those are
+    /// returned and the next read meets the failure.
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.ws.io.read(&mut buf[n..]) {
+                Ok(0) if n == 0 => return Err(Error::Closed.into()),
+                Ok(0) => break,
+                Ok(m) => n += m,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
         }
         Ok(n)
     }

@@ -105,6 +105,82 @@ fn known_length_ends_on_last_data_frame() {
 }
 
 #[test]
+fn body_frames_of_every_length_form_go_out_whole_after_the_queued_head() {
+    // 125, 126 and 65536 bytes need the 7-bit, 16-bit and 64-bit length forms: the header
+    // written in front of the payload varies from 2 to 10 bytes.
+    for len in [1usize, 125, 126, 65535, 65536] {
+        let body = pattern(len);
+        let mut ws = conn(Vec::new(), Role::Server);
+        ws.write_text("head").unwrap();
+        ws.write_body(&mut &body[..], Some(len as u64)).unwrap();
+        let mut expected = frame(0x81, b"head", false);
+        expected.extend(frame(0x82, &body, false));
+        assert_eq!(ws.io.get_ref().output, expected, "body of {len} bytes");
+    }
+}
+
+/// A stream that hands out at most `step` bytes per read and counts the writes.
+struct Dribble {
+    input: Cursor<Vec<u8>>,
+    step: usize,
+    writes: usize,
+}
+
+impl Read for Dribble {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.step);
+        self.input.read(&mut buf[..n])
+    }
+}
+
+impl Write for Dribble {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writes += 1;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_frame_payload_arriving_in_bits_is_read_as_one_piece() {
+    let body = pattern(5000);
+    let wire = frame(0x82, &body, true);
+    let stream = Dribble {
+        input: Cursor::new(wire),
+        step: 700,
+        writes: 0,
+    };
+    let mut server = WsConn::new(stream, Role::Server);
+    let mut reader = server.body_reader();
+    let mut buf = vec![0u8; 8000];
+    assert_eq!(reader.read(&mut buf).unwrap(), 5000);
+    assert_eq!(&buf[..5000], &body[..]);
+    assert_eq!(reader.read(&mut buf).unwrap(), 0);
+    assert!(reader.is_done());
+}
+
+#[test]
+fn each_body_piece_leaves_in_one_write() {
+    let body = pattern(3 * crate::buffer::MAX_PIECE);
+    let stream = Dribble {
+        input: Cursor::new(Vec::new()),
+        step: usize::MAX,
+        writes: 0,
+    };
+    let mut client = WsConn::new(stream, Role::Client);
+    // The source hands out MAX_PIECE bytes per read: three frames, three writes.
+    let mut src = Dribble {
+        input: Cursor::new(body.clone()),
+        step: crate::buffer::MAX_PIECE,
+        writes: 0,
+    };
+    client.write_body(&mut src, Some(body.len() as u64)).unwrap();
+    assert_eq!(client.io.get_ref().writes, 3);
+}
+
+#[test]
 fn empty_body_is_one_empty_final_frame() {
     let wire = written_by(Role::Server, |ws| {
         ws.write_body(&mut io::empty(), Some(0)).unwrap();
