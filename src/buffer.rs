@@ -136,7 +136,10 @@ mod tests {
         let (room, piece) = buffer.read_with_room(&mut &body[..]).unwrap();
         assert_eq!((room.len(), piece.len()), (4, 10));
         room[2..].copy_from_slice(b"hd");
-        assert_eq!(buffer.framed(2, 10), b"hd\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05");
+        assert_eq!(
+            buffer.framed(2, 10),
+            b"hd\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05"
+        );
         assert_eq!(buffer.capacity(), 10, "the room comes on top of the piece");
     }
 

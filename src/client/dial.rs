@@ -27,9 +27,7 @@ const HANDSHAKE_BUFFER_LEN: usize = 1024;
 /// Most bytes of a refusal's body quoted in the error.
 const MAX_REFUSAL_BODY: u64 = 512;
 
-/// Connects to `target` (a `ws://` URL) and sends the greeting. Never inlined, so that
-/// its frames do not widen the frame of the thread that then waits idle.
-#[inline(never)]
+/// Connects to `target` (a `ws://` URL) and sends the greeting.
 pub fn dial(
     target: &Url,
     secret: &Secret,

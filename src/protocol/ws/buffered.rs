@@ -5,9 +5,11 @@
 //! a thousand idle connections, and a buffer each would be most of its memory. So the
 //! buffer is allocated by the first read that needs it and given back by
 //! [`Buffered::release`] once emptied; big reads go around it. A released buffer comes
-//! back small ([`FIRST_READ_LEN`], enough for a ping or a request head) and grows to
+//! back small ([`FIRST_READ_LEN`], enough for any control frame) and grows to
 //! [`READ_BUFFER_LEN`] when a read fills it: an idle connection answering pings never
-//! churns through big allocations, which would leave the heap fragmented.
+//! churns through big allocations, which would leave the heap fragmented, and the block
+//! that glibc then keeps cached for its thread stays small. The first head after an idle
+//! spell may take one read more.
 
 use std::io::{self, BufRead, Read};
 
@@ -16,8 +18,8 @@ use crate::buffer::zeroed;
 /// Size of the read buffer once a read has filled a smaller one. Reads this big or
 /// bigger bypass it.
 pub const READ_BUFFER_LEN: usize = 8 * 1024;
-/// Size of a read buffer allocated after a release.
-pub const FIRST_READ_LEN: usize = 1024;
+/// Size of a read buffer allocated after a release: a control frame is at most 131 bytes.
+pub const FIRST_READ_LEN: usize = 256;
 
 /// A stream with a read buffer allocated on demand; see the module documentation.
 #[derive(Debug)]

@@ -176,7 +176,9 @@ fn each_body_piece_leaves_in_one_write() {
         step: crate::buffer::MAX_PIECE,
         writes: 0,
     };
-    client.write_body(&mut src, Some(body.len() as u64)).unwrap();
+    client
+        .write_body(&mut src, Some(body.len() as u64))
+        .unwrap();
     assert_eq!(client.io.get_ref().writes, 3);
 }
 
