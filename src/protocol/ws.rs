@@ -565,7 +565,12 @@ impl<S: Read + Write> BodyReader<'_, S> {
         let want = buf
             .len()
             .min(usize::try_from(self.frame_left).unwrap_or(usize::MAX));
-        let n = self.fill(&mut buf[..want])?;
+        // One read: a peer may trickle a big frame's payload, and what has arrived must
+        // go on to the caller now, not once a buffer's worth is in.
+        let n = self.ws.io.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(Error::Closed.into());
+        }
         if let Some(mask) = self.mask {
             apply_mask(&mut buf[..n], mask, self.mask_pos);
         }
@@ -590,28 +595,6 @@ fn put_header(header: &FrameHeader, len: usize, room: &mut [u8]) -> Result<usize
     let start = room.len() - header_len;
     room[start..].copy_from_slice(&encoded[..header_len]);
     Ok(header_len)
-}
-
-impl<S: Read + Write> BodyReader<'_, S> {
-    /// Reads until `buf`, which the current frame's payload can fill, is full. The peer
-    /// writes a frame at once, so its bytes are on their way; returning the first part
-    /// alone (typically what the read buffer held beside the frame header) would make the
-    /// caller write the piece in two. When the stream fails after some bytes, those are
-    /// returned and the next read meets the failure.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.ws.io.read(&mut buf[n..]) {
-                Ok(0) if n == 0 => return Err(Error::Closed.into()),
-                Ok(0) => break,
-                Ok(m) => n += m,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) if n > 0 => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
 }
 
 /// An error met inside a control frame: even a time-out leaves the stream mid-frame.
