@@ -16,13 +16,19 @@ SOAK_SECS ?= 300
 BENCH_SECS ?= 10
 BENCH_LONG ?= 0
 
-.PHONY: build test fmt fmt-check clippy run-test-server run-server run-client demo fuzz soak bench
+.PHONY: build small test fmt fmt-check clippy run-test-server run-server run-client demo fuzz soak bench
 
 build:
 	$(CARGO) build --release --bins --examples
 
+# The binaries built for size (profile `small`), for constrained machines; prints their sizes.
+small:
+	$(CARGO) build --profile small --bins
+	@ls -l target/small/wsp_server target/small/wsp_client | awk '{printf "%s: %d KiB\n", $$9, $$5 / 1024}'
+
 test:
 	$(CARGO) fmt --check
+	CARGO=$(CARGO) ./scripts/check-no-async.sh
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
 
