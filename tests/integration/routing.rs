@@ -117,6 +117,49 @@ fn without_the_header_the_least_busy_client_serves() {
     assert_eq!(status.ok(), Some(200));
 }
 
+#[test]
+fn a_pinned_request_waits_for_its_own_client() {
+    let upstream = upstream();
+    let server = Server::start(&["--timeout", "10000"]);
+    let a = start_client(&server, &["--id", "a", "--log-level", "debug"]);
+    let one = ["--pool-idle-size", "1", "--pool-max-size", "1"];
+    let b = start_client(&server, &[&["--id", "b", "--log-level", "debug"][..], &one].concat());
+    wait_relay_ready(&server, &upstream);
+    b.wait_log("connected to");
+    // b's only connection is held busy by the upstream.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let held = format!("http://{}/held", listener.local_addr().expect("address"));
+    let pinned = |destination: String| {
+        let request_url = server.request_url();
+        thread::spawn(move || {
+            let request = ureq::http::Request::builder()
+                .uri(request_url)
+                .header("X-PROXY-DESTINATION", destination)
+                .header("X-PROXY-CLIENT", "b")
+                .body(())
+                .expect("request");
+            caller().run(request).map(|r| r.status().as_u16())
+        })
+    };
+    let first = pinned(held);
+    let (mut socket, _) = listener.accept().expect("the held request reaches the upstream");
+    read_head(&mut socket);
+    // A second request for b waits; meanwhile a's connections go busy and idle again.
+    let path = "/hello?waiting-for-b";
+    let second = pinned(format!("http://{}{path}", upstream.addr()));
+    let on_b = send_and_count(&server, &upstream, "/hello?meanwhile", &[], (&a, &b));
+    assert_eq!(on_b, 0, "b's only connection is busy");
+    assert!(!second.is_finished(), "the request pinned to b did not wait for b");
+    socket
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nheld")
+        .expect("answer the held request");
+    assert_eq!(first.join().expect("first caller").ok(), Some(200));
+    assert_eq!(second.join().expect("second caller").ok(), Some(200));
+    poll(READY, || (served(&b, path) == 1).then_some(()))
+        .unwrap_or_else(|| panic!("b never served the waiting request"));
+    assert_eq!(served(&a, path), 0, "a served a request pinned to b");
+}
+
 /// Reads a request head byte by byte (the held request has no body).
 fn read_head(socket: &mut TcpStream) {
     socket.set_read_timeout(Some(READY)).expect("timeout");
