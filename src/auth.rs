@@ -128,7 +128,8 @@ mod tests {
     use super::*;
 
     fn basic(user: &str, password: &str) -> String {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         format!("Basic {encoded}")
     }
 
@@ -180,7 +181,10 @@ mod tests {
             ..auth()
         };
         assert_eq!(only_tokens.challenges(), ["Bearer realm=\"wsp\""]);
-        assert_eq!(only_tokens.check(Some(&basic("alice", "pa:ss"))), Err(Refused::Malformed));
+        assert_eq!(
+            only_tokens.check(Some(&basic("alice", "pa:ss"))),
+            Err(Refused::Malformed)
+        );
         assert_eq!(auth().challenges().len(), 2);
         assert!(auth().challenges()[1].starts_with("Basic realm=\"wsp\""));
     }

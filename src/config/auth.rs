@@ -73,7 +73,8 @@ pub(crate) fn compile(
             auth.tokens.push(token_secret(token, i, origin, env)?);
         }
         for (i, user) in raw.users.iter().flatten().enumerate() {
-            auth.users.push(user_entry(user, i, &auth.users, origin, env)?);
+            auth.users
+                .push(user_entry(user, i, &auth.users, origin, env)?);
         }
         if !auth.is_enabled() {
             return Err(invalid(origin, "auth", "lists no tokens and no users"));
@@ -143,7 +144,10 @@ fn resolve(s: &SecretSources<'_>, origin: &str, env: &Environment) -> Result<Sec
         let secret = read_key_file(path).map_err(|e| e.at(origin, file_key, path))?;
         return Ok(secret);
     } else if let Some(name) = s.env {
-        (from_env(env, name).map_err(|r| invalid(origin, env_key, r))?, env_key)
+        (
+            from_env(env, name).map_err(|r| invalid(origin, env_key, r))?,
+            env_key,
+        )
     } else {
         (s.value.cloned().unwrap_or_default(), value_key)
     };

@@ -266,7 +266,10 @@ impl Hub {
         }
         // Leave the queue under the lock, so that nothing can be handed over after; a
         // connection handed over just before is still ours.
-        self.state.lock().waiters.retain(|w| !w.tx.same_channel(&tx));
+        self.state
+            .lock()
+            .waiters
+            .retain(|w| !w.tx.same_channel(&tx));
         match rx.try_recv() {
             Ok(conn) => Ok(self.lease(conn)),
             Err(_) => Err(AcquireError::Timeout),

@@ -164,8 +164,8 @@ fn forwarded_headers(request: &Request, auth_enabled: bool) -> Headers {
     for h in request.headers() {
         let name = h.field.as_str().as_str();
         // tiny_http answered any `Expect: 100-continue` itself.
-        let ours = h.field.equiv(CLIENT_HEADER)
-            || (auth_enabled && h.field.equiv(AUTHORIZATION_HEADER));
+        let ours =
+            h.field.equiv(CLIENT_HEADER) || (auth_enabled && h.field.equiv(AUTHORIZATION_HEADER));
         if ours || h.field.equiv("Host") || h.field.equiv("Expect") || is_hop_by_hop(name, &tokens)
         {
             continue;

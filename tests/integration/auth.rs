@@ -38,7 +38,12 @@ impl AuthStack {
         let token_file = ConfigFile::new("token", &format!("{FLAG_TOKEN}\n"));
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wsp_server"));
         command
-            .args(["--config", config.path(), "--auth-token-file", token_file.path()])
+            .args([
+                "--config",
+                config.path(),
+                "--auth-token-file",
+                token_file.path(),
+            ])
             .env("IT_WSP_PASSWORD", PASSWORD);
         let server = Server::from_proc(Proc::spawn_command(command));
         let client = start_client(&server, &[]);
@@ -49,14 +54,19 @@ impl AuthStack {
             _client: client,
             _files: (config, token_file),
         };
-        poll(READY, || (stack.get("/hello", Some(&bearer(TOKEN))).status == 200).then_some(()))
-            .unwrap_or_else(|| panic!("never ready: {}", stack.server.proc.log.lock()));
+        poll(READY, || {
+            (stack.get("/hello", Some(&bearer(TOKEN))).status == 200).then_some(())
+        })
+        .unwrap_or_else(|| panic!("never ready: {}", stack.server.proc.log.lock()));
         stack
     }
 
     fn get(&self, path: &str, authorization: Option<&str>) -> Reply {
         let destination = format!("http://{}{path}", self.upstream.addr());
-        let headers: Vec<(&str, &str)> = authorization.map(|a| ("Authorization", a)).into_iter().collect();
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
         relay(&self.server, "GET", &destination, &headers, None)
     }
 }
@@ -64,11 +74,19 @@ impl AuthStack {
 fn assert_unauthorized(reply: &Reply, text: &str) {
     assert_eq!(reply.status, 401, "{}", reply.text());
     assert_eq!(reply.text(), format!("{text}\n"));
-    assert_eq!(reply.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     let challenges = reply.header_values("www-authenticate");
-    assert!(challenges.contains(&"Bearer realm=\"wsp\""), "{challenges:?}");
     assert!(
-        challenges.iter().any(|c| c.starts_with("Basic realm=\"wsp\"")),
+        challenges.contains(&"Bearer realm=\"wsp\""),
+        "{challenges:?}"
+    );
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.starts_with("Basic realm=\"wsp\"")),
         "{challenges:?}"
     );
 }
@@ -76,7 +94,12 @@ fn assert_unauthorized(reply: &Reply, text: &str) {
 #[test]
 fn off_by_default_and_authorization_then_reaches_the_api() {
     let stack = Stack::start(&[], &[]);
-    let reply = stack.relay("GET", "/echo-headers", &[("Authorization", "Bearer for-the-api")], None);
+    let reply = stack.relay(
+        "GET",
+        "/echo-headers",
+        &[("Authorization", "Bearer for-the-api")],
+        None,
+    );
     let echo = Echo::parse(&reply);
     assert_eq!(echo.values("authorization"), ["Bearer for-the-api"]);
 }
@@ -85,7 +108,10 @@ fn off_by_default_and_authorization_then_reaches_the_api() {
 fn missing_or_wrong_credentials_get_401_with_challenges() {
     let stack = AuthStack::start();
     assert_unauthorized(&stack.get("/hello", None), "Authentication required");
-    assert_unauthorized(&stack.get("/hello", Some(&bearer("wrong"))), "Invalid credentials");
+    assert_unauthorized(
+        &stack.get("/hello", Some(&bearer("wrong"))),
+        "Invalid credentials",
+    );
     assert_unauthorized(
         &stack.get("/hello", Some(&basic(USER, "wrong"))),
         "Invalid credentials",
@@ -111,7 +137,11 @@ fn right_bearer_or_basic_credentials_pass_and_are_not_forwarded() {
         let reply = stack.get("/echo-headers", Some(authorization));
         assert_eq!(reply.status, 200, "{authorization}: {}", reply.text());
         let echo = Echo::parse(&reply);
-        assert_eq!(echo.values("authorization"), Vec::<&str>::new(), "{authorization}");
+        assert_eq!(
+            echo.values("authorization"),
+            Vec::<&str>::new(),
+            "{authorization}"
+        );
     }
     let reply = stack.get("/hello", Some(&basic(USER, PASSWORD)));
     assert_eq!(reply.text(), "hello world");

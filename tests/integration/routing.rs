@@ -59,9 +59,21 @@ fn send_and_count(
 #[test]
 fn the_named_client_serves_every_request() {
     let (upstream, server, a, b) = two_clients();
-    let on_a = send_and_count(&server, &upstream, "/hello?to-b", &[("X-PROXY-CLIENT", "b")], (&b, &a));
+    let on_a = send_and_count(
+        &server,
+        &upstream,
+        "/hello?to-b",
+        &[("X-PROXY-CLIENT", "b")],
+        (&b, &a),
+    );
     assert_eq!(on_a, 0, "client a served requests pinned to b");
-    let on_b = send_and_count(&server, &upstream, "/hello?to-a", &[("x-proxy-client", "a")], (&a, &b));
+    let on_b = send_and_count(
+        &server,
+        &upstream,
+        "/hello?to-a",
+        &[("x-proxy-client", "a")],
+        (&a, &b),
+    );
     assert_eq!(on_b, 0, "client b served requests pinned to a");
 }
 
@@ -71,7 +83,10 @@ fn an_unknown_client_is_refused_with_526() {
     let reply = stack.relay("GET", "/hello", &[("X-PROXY-CLIENT", "nobody")], None);
     assert_eq!(reply.status, 526, "{}", reply.text());
     assert_eq!(reply.text(), "No client \"nobody\" connected\n");
-    assert_eq!(reply.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     let reply = stack.relay("GET", "/hello", &[("X-PROXY-CLIENT", "known")], None);
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
@@ -86,7 +101,12 @@ fn the_header_is_not_forwarded() {
         None,
     );
     let echo = Echo::parse(&reply);
-    assert_eq!(echo.values("x-proxy-client"), Vec::<&str>::new(), "{:?}", echo.headers);
+    assert_eq!(
+        echo.values("x-proxy-client"),
+        Vec::<&str>::new(),
+        "{:?}",
+        echo.headers
+    );
     assert_eq!(echo.values("x-other"), ["kept"]);
 }
 
@@ -106,7 +126,9 @@ fn without_the_header_the_least_busy_client_serves() {
             .expect("request");
         caller().run(request).map(|r| r.status().as_u16())
     });
-    let (mut socket, _) = listener.accept().expect("the held request reaches the upstream");
+    let (mut socket, _) = listener
+        .accept()
+        .expect("the held request reaches the upstream");
     read_head(&mut socket);
     let on_a = send_and_count(&server, &upstream, "/hello?least-busy", &[], (&b, &a));
     assert_eq!(on_a, 0, "the busy client a was chosen over the idle b");
@@ -123,7 +145,10 @@ fn a_pinned_request_waits_for_its_own_client() {
     let server = Server::start(&["--timeout", "10000"]);
     let a = start_client(&server, &["--id", "a", "--log-level", "debug"]);
     let one = ["--pool-idle-size", "1", "--pool-max-size", "1"];
-    let b = start_client(&server, &[&["--id", "b", "--log-level", "debug"][..], &one].concat());
+    let b = start_client(
+        &server,
+        &[&["--id", "b", "--log-level", "debug"][..], &one].concat(),
+    );
     wait_relay_ready(&server, &upstream);
     b.wait_log("connected to");
     // b's only connection is held busy by the upstream.
@@ -142,14 +167,19 @@ fn a_pinned_request_waits_for_its_own_client() {
         })
     };
     let first = pinned(held);
-    let (mut socket, _) = listener.accept().expect("the held request reaches the upstream");
+    let (mut socket, _) = listener
+        .accept()
+        .expect("the held request reaches the upstream");
     read_head(&mut socket);
     // A second request for b waits; meanwhile a's connections go busy and idle again.
     let path = "/hello?waiting-for-b";
     let second = pinned(format!("http://{}{path}", upstream.addr()));
     let on_b = send_and_count(&server, &upstream, "/hello?meanwhile", &[], (&a, &b));
     assert_eq!(on_b, 0, "b's only connection is busy");
-    assert!(!second.is_finished(), "the request pinned to b did not wait for b");
+    assert!(
+        !second.is_finished(),
+        "the request pinned to b did not wait for b"
+    );
     socket
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nheld")
         .expect("answer the held request");

@@ -57,13 +57,24 @@ fn secrets_come_from_the_file_a_secret_file_or_the_environment() {
     let config = build(&text, &[flag_file.path()], &vars).unwrap_or_else(|e| panic!("{e}"));
     let auth = &config.auth;
     for token in ["inline", "from-file", "from-env", "from-flag"] {
-        assert_eq!(auth.check(Some(&format!("Bearer {token}"))), Ok(()), "{token}");
+        assert_eq!(
+            auth.check(Some(&format!("Bearer {token}"))),
+            Ok(()),
+            "{token}"
+        );
     }
-    for (user, password) in [("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")] {
+    for (user, password) in [
+        ("alice", "alice-pw"),
+        ("bob", "bob-pw"),
+        ("carol", "carol-pw"),
+    ] {
         assert_eq!(auth.check(Some(&basic(user, password))), Ok(()), "{user}");
     }
     assert!(auth.check(Some(&basic("alice", "bob-pw"))).is_err());
-    assert!(auth.check(Some("Bearer from-file\n")).is_ok(), "trailing newline trimmed");
+    assert!(
+        auth.check(Some("Bearer from-file\n")).is_ok(),
+        "trailing newline trimmed"
+    );
     let printed = format!("{config:?}");
     for secret in ["inline", "from-file", "from-env", "alice-pw", "carol-pw"] {
         assert!(!printed.contains(secret), "{secret} in {printed}");
