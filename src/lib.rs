@@ -17,6 +17,7 @@
 //! socket → [`protocol`] (parse) → [`server::pool`] → [`server::relay`] → socket.
 //!
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
+//! - [`auth`]: caller authentication for `/request` (bearer tokens, basic-auth users).
 //! - [`buffer`]: the buffer bodies are copied through, sized to the body.
 //! - [`config`]: raw YAML and flags, validated once into immutable configs.
 //! - [`heap`]: giving freed heap memory back to the system.
@@ -25,6 +26,7 @@
 //! - [`server`]: the public side: `/register`, `/request`, `/status`.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
 
+pub mod auth;
 pub mod buffer;
 pub mod cli;
 pub mod client;

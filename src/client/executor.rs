@@ -24,8 +24,9 @@ use crate::protocol::{RequestHead, ResponseHead};
 /// How long connecting to an internal API may take.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Request headers that belong to wsp, not to the internal API.
-const WSP_HEADERS: [&str; 2] = ["x-proxy-destination", "x-secret-key"];
+/// Request headers that belong to wsp, not to the internal API (a Go server passes them
+/// on).
+const WSP_HEADERS: [&str; 3] = ["x-proxy-destination", "x-secret-key", "x-proxy-client"];
 
 /// The status a client answers when it cannot perform a request (Go's wsp).
 pub const STATUS_CLIENT_ERROR: u16 = 527;

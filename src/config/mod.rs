@@ -5,13 +5,15 @@
 //! naming the offending key or flag in every error ([`ConfigError`]), durations in ms
 //! (at most [`MAX_TIMEOUT_MS`]), and turning Go-style flags (`-config x`) into the form
 //! argh accepts ([`go_style_args`]). YAML parsing within a resource budget is in [`yaml`],
-//! the secret key's sources (flag, file, environment) in [`secret_key`]. The keys, defaults
+//! the secret key's sources (flag, file, environment) in [`secret_key`], the server's caller
+//! credentials (`auth`) in [`auth`]. The keys, defaults
 //! and checks of each side live in [`server`] and [`client`]. Rules are compiled by
 //! [`crate::rules`].
 //!
 //! Precedence: built-in defaults, then the file given with `--config`, then each flag set
 //! (the secret key has more sources: see [`secret_key`]).
 
+pub mod auth;
 pub mod client;
 pub mod secret_key;
 pub mod server;

@@ -13,6 +13,7 @@
 //! [`Environment::from_process`] only, so tests pass their own values instead of mutating
 //! the environment of every thread. Errors name where the key came from, never what it is.
 
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::Read;
@@ -36,6 +37,9 @@ pub struct Environment {
     /// The value of [`SECRET_KEY_ENV`], if set (empty and non-UTF-8 values are dealt with
     /// when the key is chosen).
     pub secret_key: Option<OsString>,
+    /// Every variable with a UTF-8 name, for the secrets of `auth` that name theirs
+    /// (`tokenenv`, `passwordenv`). Never printed.
+    pub vars: BTreeMap<String, OsString>,
 }
 
 impl Environment {
@@ -43,11 +47,14 @@ impl Environment {
     pub fn from_process() -> Self {
         Environment {
             secret_key: std::env::var_os(SECRET_KEY_ENV),
+            vars: std::env::vars_os()
+                .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+                .collect(),
         }
     }
 }
 
-/// Prints `***` for a set key, like [`Secret`].
+/// Prints `***` for a set key, like [`Secret`], and nothing of the other variables.
 impl fmt::Debug for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = self.secret_key.as_ref().map(|_| Secret::default());
@@ -112,14 +119,14 @@ pub(crate) fn choose_key(
 
 /// Why a key file could not be used, before it is known who named it.
 #[derive(Debug)]
-enum KeyFileError {
+pub(crate) enum KeyFileError {
     Read(std::io::Error),
     Invalid(String),
 }
 
 impl KeyFileError {
     /// The configuration error, naming the file or flag (`origin`, `name`) and the path.
-    fn at(self, origin: &str, name: &str, path: &str) -> ConfigError {
+    pub(crate) fn at(self, origin: &str, name: &str, path: &str) -> ConfigError {
         match self {
             KeyFileError::Read(source) => ConfigError::KeyFile {
                 origin: origin.to_string(),
@@ -134,7 +141,7 @@ impl KeyFileError {
 
 /// Reads a key file: at most [`MAX_KEY_FILE_BYTES`], UTF-8, one trailing `\n` or `\r\n`
 /// removed (editors add one), nothing else trimmed, then [`check_key`].
-fn read_key_file(path: &str) -> Result<Secret, KeyFileError> {
+pub(crate) fn read_key_file(path: &str) -> Result<Secret, KeyFileError> {
     let file = std::fs::File::open(path).map_err(KeyFileError::Read)?;
     let limit = u64::try_from(MAX_KEY_FILE_BYTES).unwrap_or(u64::MAX);
     let mut bytes = Vec::new();
@@ -168,7 +175,7 @@ fn strip_one_newline(text: &str) -> &str {
 /// Refuses a key that cannot reach the server intact in `X-SECRET-KEY`: HTTP drops spaces
 /// around a header value and cannot carry control characters, so such a key would never
 /// match, and the refusal would say nothing about why. The reason never quotes the key.
-fn check_key(key: &str) -> Result<(), String> {
+pub(crate) fn check_key(key: &str) -> Result<(), String> {
     if key.chars().any(char::is_control) {
         return Err("must not contain control characters".to_string());
     }
@@ -178,7 +185,7 @@ fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn invalid(origin: &str, key: &str, reason: impl fmt::Display) -> ConfigError {
+pub(crate) fn invalid(origin: &str, key: &str, reason: impl fmt::Display) -> ConfigError {
     ConfigError::Invalid {
         origin: origin.to_string(),
         key: key.to_string(),

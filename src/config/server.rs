@@ -6,8 +6,10 @@ use std::time::Duration;
 use argh::FromArgs;
 use serde::Deserialize;
 
+use super::auth::RawAuth;
 use super::secret_key::{choose_key, Environment, KeyOverrides};
 use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
+use crate::auth::Auth;
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
 
@@ -41,6 +43,8 @@ pub struct RawServerConfig {
     pub blacklist: Option<Vec<RawRule>>,
     /// If not empty, a request must match one of these.
     pub whitelist: Option<Vec<RawRule>>,
+    /// Bearer tokens and basic-auth users `/request` callers must present (not in wsp).
+    pub auth: Option<RawAuth>,
 }
 
 /// wsp_server: public side of a reverse HTTP proxy over WebSocket
@@ -64,6 +68,10 @@ pub struct ServerFlags {
     /// WSP_SECRET_KEY and the configuration file's key
     #[argh(option)]
     pub secret_key_file: Option<String>,
+    /// file holding a bearer token that /request callers may present (one trailing
+    /// newline ignored); repeatable, added to the configuration file's auth tokens
+    #[argh(option)]
+    pub auth_token_file: Vec<String>,
     /// ms to wait for an idle connection for a request (default 1000)
     #[argh(option)]
     pub timeout: Option<u64>,
@@ -103,6 +111,7 @@ impl Default for ServerFlags {
             port: None,
             secret_key: None,
             secret_key_file: None,
+            auth_token_file: Vec::new(),
             timeout: None,
             idle_timeout: None,
             request_timeout: None,
@@ -143,6 +152,9 @@ pub struct ServerConfig {
     pub secret_key: Secret,
     /// Compiled `blacklist` / `whitelist`. Default empty (everything allowed).
     pub rules: RuleSet,
+    /// Credentials `/request` callers must present. Default none (anyone may call, as
+    /// in wsp).
+    pub auth: Auth,
 }
 
 impl Default for ServerConfig {
@@ -159,6 +171,7 @@ impl Default for ServerConfig {
             busy_status: 526,
             secret_key: Secret::default(),
             rules: RuleSet::default(),
+            auth: Auth::default(),
         }
     }
 }
@@ -182,7 +195,13 @@ impl ServerConfig {
     /// A [`ConfigError`] naming `origin` and the offending key.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw = parse_yaml(text, origin)?;
-        Self::from_raw(raw, &Sources::new(origin), KeyOverrides::default())
+        let env = Environment::default();
+        let overrides = Overrides {
+            key: KeyOverrides::default(),
+            token_files: &[],
+            env: &env,
+        };
+        Self::from_raw(raw, &Sources::new(origin), overrides)
     }
 
     /// Builds the configuration from the flags and this process's environment: see
@@ -209,10 +228,15 @@ impl ServerConfig {
         apply_time_flags(&mut raw, &mut sources, flags);
         let busy = flags.busy_status.as_ref();
         sources.apply(&mut raw.busystatus, busy, ("busystatus", "--busy-status"));
-        let overrides = KeyOverrides {
+        let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
             env: env.secret_key.as_deref(),
+        };
+        let overrides = Overrides {
+            key,
+            token_files: &flags.auth_token_file,
+            env,
         };
         Self::from_raw(raw, &sources, overrides)
     }
@@ -220,11 +244,13 @@ impl ServerConfig {
     fn from_raw(
         raw: RawServerConfig,
         sources: &Sources,
-        overrides: KeyOverrides<'_>,
+        overrides: Overrides<'_>,
     ) -> Result<Self, ConfigError> {
         let mut config = ServerConfig::default();
         set_durations(&mut config, &raw, sources)?;
-        config.secret_key = choose_key(overrides, raw.secretkey, raw.secretkeyfile, sources)?;
+        config.secret_key = choose_key(overrides.key, raw.secretkey, raw.secretkeyfile, sources)?;
+        let (token_files, env) = (overrides.token_files, overrides.env);
+        config.auth = super::auth::compile(raw.auth, token_files, sources, env)?;
         config.host = raw.host.unwrap_or(config.host);
         config.port = raw.port.unwrap_or(config.port);
         config.busy_status = match raw.busystatus {
@@ -239,6 +265,15 @@ impl ServerConfig {
         config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
         Ok(config)
     }
+}
+
+/// What the flags and the environment add to the file's secrets.
+struct Overrides<'a> {
+    key: KeyOverrides<'a>,
+    /// `--auth-token-file`, each adding a bearer token.
+    token_files: &'a [String],
+    /// For `auth`'s `tokenenv` / `passwordenv`.
+    env: &'a Environment,
 }
 
 /// Puts the time-out and liveness flags over the file's values.

@@ -4,7 +4,8 @@
 //! busy, it is inside the one [`Lease`] relaying a request; broken, it is dropped. A
 //! request that finds no idle connection leaves a one-slot channel in `waiters`, and the
 //! next connection to become idle is handed straight to it: no polling, no thread woken
-//! for nothing. The lock is held only to move connections in and out, never across I/O.
+//! for nothing. A request pinned to one client (`X-PROXY-CLIENT`) takes and waits for
+//! that client's connections only. The lock is held only to move connections in and out, never across I/O.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpStream;
@@ -116,6 +117,31 @@ pub enum AcquireError {
     NoClient,
     /// Every connection stayed busy until the deadline.
     Timeout,
+    /// The client the request asked for has no connection registered.
+    UnknownClient,
+}
+
+/// Which clients a request may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Choice<'a> {
+    /// Only this client (the caller's `X-PROXY-CLIENT`), or any when `None`.
+    pub only: Option<&'a str>,
+    /// A client whose connection just failed (it may be dying): used only when no other
+    /// has an idle connection.
+    pub avoid: Option<&'a str>,
+}
+
+/// A request waiting for a connection: the next one to become idle, of `client` if set,
+/// is sent down `tx`.
+struct Waiter {
+    tx: Sender<Connection>,
+    client: Option<Arc<str>>,
+}
+
+impl Waiter {
+    fn wants(&self, client_id: &str) -> bool {
+        self.client.as_deref().is_none_or(|c| c == client_id)
+    }
 }
 
 /// All clients' pools.
@@ -128,7 +154,7 @@ pub struct Hub {
 #[derive(Default)]
 struct State {
     clients: HashMap<Arc<str>, ClientPool>,
-    waiters: VecDeque<Sender<Connection>>,
+    waiters: VecDeque<Waiter>,
     /// Rotates the starting point among equally busy clients.
     turn: usize,
 }
@@ -159,27 +185,29 @@ impl Hub {
         state.make_idle(conn);
     }
 
-    /// Takes an idle connection, waiting until `deadline` for one if all are busy.
-    /// Among clients with an idle connection, the least busy one is chosen, and client
-    /// `avoid` (whose connection just failed: it may be dying) only when no other has one.
-    /// A connection found dead while idle is dropped and another one taken, so a caller
-    /// never pays for a client that died before its request arrived.
+    /// Takes an idle connection of a client `choice` allows, waiting until `deadline` for
+    /// one if all are busy. Among clients with an idle connection, the least busy one is
+    /// chosen, and `choice.avoid` only when no other has one. A connection found dead
+    /// while idle is dropped and another one taken, so a caller never pays for a client
+    /// that died before its request arrived.
     pub fn acquire(
         &self,
         deadline: Instant,
-        avoid: Option<&str>,
+        choice: Choice<'_>,
     ) -> Result<Lease<'_>, AcquireError> {
         loop {
             let idle = {
                 let mut state = self.state.lock();
-                if state.clients.is_empty() {
-                    return Err(AcquireError::NoClient);
-                }
-                match state.take_idle(avoid) {
+                state.check_known(choice.only)?;
+                match state.take_idle(choice) {
                     Some(conn) => conn,
                     None => {
                         let (tx, rx) = bounded(1);
-                        state.waiters.push_back(tx.clone());
+                        let client = choice.only.map(Arc::from);
+                        state.waiters.push_back(Waiter {
+                            tx: tx.clone(),
+                            client,
+                        });
                         drop(state);
                         return self.wait((tx, rx), deadline);
                     }
@@ -238,7 +266,10 @@ impl Hub {
         }
         // Leave the queue under the lock, so that nothing can be handed over after; a
         // connection handed over just before is still ours.
-        self.state.lock().waiters.retain(|w| !w.same_channel(&tx));
+        self.state
+            .lock()
+            .waiters
+            .retain(|w| !w.tx.same_channel(&tx));
         match rx.try_recv() {
             Ok(conn) => Ok(self.lease(conn)),
             Err(_) => Err(AcquireError::Timeout),
@@ -313,10 +344,28 @@ impl State {
         self.put_idle(conn);
     }
 
-    /// Hands a connection to a waiting request, or puts it in its client's idle vector.
+    /// Refuses a request when no client is registered, or not the one it names.
+    fn check_known(&self, only: Option<&str>) -> Result<(), AcquireError> {
+        match only {
+            _ if self.clients.is_empty() => Err(AcquireError::NoClient),
+            Some(id) if !self.clients.contains_key(id) => Err(AcquireError::UnknownClient),
+            _ => Ok(()),
+        }
+    }
+
+    /// Hands a connection to the first request waiting for one of its client, or puts it
+    /// in its client's idle vector.
     fn put_idle(&mut self, mut conn: Connection) {
-        while let Some(waiter) = self.waiters.pop_front() {
-            match waiter.try_send(conn) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if !self.waiters[i].wants(&conn.client_id) {
+                i += 1;
+                continue;
+            }
+            let Some(waiter) = self.waiters.remove(i) else {
+                break;
+            };
+            match waiter.tx.try_send(conn) {
                 Ok(()) => return,
                 Err(e) => conn = e.into_inner(),
             }
@@ -327,8 +376,9 @@ impl State {
         }
     }
 
-    /// Pops an idle connection of the least busy client that has one, `avoid` last.
-    fn take_idle(&mut self, avoid: Option<&str>) -> Option<Connection> {
+    /// Pops an idle connection of the least busy client that has one and that `choice`
+    /// allows, `choice.avoid` last.
+    fn take_idle(&mut self, choice: Choice<'_>) -> Option<Connection> {
         let n = self.clients.len().max(1);
         self.turn = self.turn.wrapping_add(1);
         let turn = self.turn;
@@ -336,9 +386,9 @@ impl State {
             .clients
             .iter_mut()
             .enumerate()
-            .filter(|(_, (_, p))| !p.idle.is_empty())
+            .filter(|(_, (id, p))| !p.idle.is_empty() && choice.only.is_none_or(|o| o == &***id))
             .min_by_key(|(i, (id, p))| {
-                let avoided = avoid.is_some_and(|a| a == &***id);
+                let avoided = choice.avoid.is_some_and(|a| a == &***id);
                 (avoided, p.busy, (i + n - turn % n) % n)
             })
             .map(|(_, entry)| entry)?;

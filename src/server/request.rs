@@ -1,14 +1,15 @@
 //! `/request`: check the caller's request, turn it into a request head, find a connection.
 //!
-//! Every refusal here is wsp's: status 526 and a one-line text. What happens once a
-//! connection is found is [`super::relay`]'s job.
+//! Every refusal here is wsp's: status 526 and a one-line text, except a caller that
+//! fails [`crate::auth`] (401). What happens once a connection is found is
+//! [`super::relay`]'s job.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use tiny_http::Request;
 
-use super::pool::AcquireError;
+use super::pool::{AcquireError, Choice};
 use super::relay::{self, Outcome};
 use super::{text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
@@ -21,10 +22,25 @@ pub const MAX_ATTEMPTS: usize = 4;
 /// The header naming where to send the request.
 pub const DESTINATION_HEADER: &str = "X-PROXY-DESTINATION";
 
+/// The header naming the client (its greeting id) that must relay the request; without
+/// it, the least busy client does.
+pub const CLIENT_HEADER: &str = "X-PROXY-CLIENT";
+
+/// The caller's credentials when `auth` is configured; consumed here, never forwarded.
+pub const AUTHORIZATION_HEADER: &str = "Authorization";
+
 /// Relays one `/request` call, answering the caller in every case.
 pub fn handle_request(shared: &Shared, mut request: Request) {
     let arrival = Instant::now();
-    let head = match request_head(&request) {
+    if let Err(refused) = shared
+        .config
+        .auth
+        .check(super::request_header(&request, AUTHORIZATION_HEADER).as_deref())
+    {
+        log::info!("/request from {:?}: {refused}", request.remote_addr());
+        return unauthorized(shared, request, &refused.to_string());
+    }
+    let head = match request_head(&request, shared.config.auth.is_enabled()) {
         Ok(head) => head,
         Err(text) => return refuse(request, text),
     };
@@ -41,12 +57,21 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
         log::info!("{} {}: {denied}", head.method, head.url);
         return refuse(request, &denied.to_string());
     }
+    let only = super::request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
     let mut failed_client = None;
     for _ in 0..MAX_ATTEMPTS {
         let deadline = arrival + shared.config.timeout;
-        let lease = match shared.hub.acquire(deadline, failed_client.as_deref()) {
+        let choice = Choice {
+            only: only.as_deref(),
+            avoid: failed_client.as_deref(),
+        };
+        let lease = match shared.hub.acquire(deadline, choice) {
             Ok(lease) => lease,
             Err(AcquireError::NoClient) => return busy(shared, request, "No proxy available"),
+            Err(AcquireError::UnknownClient) => {
+                let id = only.as_deref().unwrap_or_default();
+                return refuse(request, &format!("No client \"{id}\" connected"));
+            }
             Err(AcquireError::Timeout) => {
                 return busy(shared, request, "Unable to get a proxy connection")
             }
@@ -78,8 +103,20 @@ fn refuse(request: Request, text: &str) {
     let _ = request.respond(text_response(STATUS_PROXY_ERROR, text));
 }
 
-/// Message 1 for a caller's request, or the text of a 526 refusal.
-fn request_head(request: &Request) -> Result<RequestHead, &'static str> {
+/// 401 with one `WWW-Authenticate` challenge per scheme the server accepts.
+fn unauthorized(shared: &Shared, request: Request, text: &str) {
+    let mut response = text_response(401, text);
+    for challenge in shared.config.auth.challenges() {
+        if let Ok(h) = tiny_http::Header::from_bytes(&b"WWW-Authenticate"[..], challenge) {
+            response.add_header(h);
+        }
+    }
+    let _ = request.respond(response);
+}
+
+/// Message 1 for a caller's request, or the text of a 526 refusal. `Authorization` is
+/// left out when `auth_enabled` (the credentials were for us).
+fn request_head(request: &Request, auth_enabled: bool) -> Result<RequestHead, &'static str> {
     let destination = super::request_header(request, DESTINATION_HEADER)
         .filter(|d| !d.is_empty())
         .ok_or("Missing X-PROXY-DESTINATION header")?;
@@ -87,7 +124,10 @@ fn request_head(request: &Request) -> Result<RequestHead, &'static str> {
     Ok(RequestHead {
         method: request.method().as_str().to_string(),
         url: destination,
-        header: with_forwarded_for(forwarded_headers(request), request.remote_addr()),
+        header: with_forwarded_for(
+            forwarded_headers(request, auth_enabled),
+            request.remote_addr(),
+        ),
         content_length: content_length(request),
     })
 }
@@ -110,9 +150,10 @@ fn check_destination(destination: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The caller's headers in Go's form, without `Host` (the client sets it from the URL)
-/// and without hop-by-hop headers.
-fn forwarded_headers(request: &Request) -> Headers {
+/// The caller's headers in Go's form, without `Host` (the client sets it from the URL),
+/// hop-by-hop headers, `X-PROXY-CLIENT` (ours; a Go client would pass it on), and
+/// `Authorization` when `auth_enabled`.
+fn forwarded_headers(request: &Request, auth_enabled: bool) -> Headers {
     let connection = request
         .headers()
         .iter()
@@ -123,7 +164,10 @@ fn forwarded_headers(request: &Request) -> Headers {
     for h in request.headers() {
         let name = h.field.as_str().as_str();
         // tiny_http answered any `Expect: 100-continue` itself.
-        if h.field.equiv("Host") || h.field.equiv("Expect") || is_hop_by_hop(name, &tokens) {
+        let ours =
+            h.field.equiv(CLIENT_HEADER) || (auth_enabled && h.field.equiv(AUTHORIZATION_HEADER));
+        if ours || h.field.equiv("Host") || h.field.equiv("Expect") || is_hop_by_hop(name, &tokens)
+        {
             continue;
         }
         headers

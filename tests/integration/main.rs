@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod bodies;
 mod config;
 mod errors;
@@ -14,6 +15,7 @@ mod hostile_ws;
 mod pools;
 mod reconnect;
 mod relay;
+mod routing;
 mod rules;
 mod secret;
 mod streaming;

@@ -182,6 +182,7 @@ fn repeated_target_flags_parse() {
 fn from_flags(flags: &ClientFlags, env: Option<&str>) -> Result<ClientConfig, String> {
     let env = Environment {
         secret_key: env.map(Into::into),
+        ..Environment::default()
     };
     ClientConfig::from_flags_in(flags, &env).map_err(|e| e.to_string())
 }

@@ -255,6 +255,7 @@ fn the_key_never_shows_in_messages_or_debug() {
     assert!(key.is_err_and(|msg| !msg.contains("hunter2")));
     let env = Environment {
         secret_key: Some("hunter2".into()),
+        vars: [("TOKEN".to_string(), "hunter3".into())].into(),
     };
     assert_eq!(format!("{env:?}"), "Environment { secret_key: Some(***) }");
     let unset = Environment::default();

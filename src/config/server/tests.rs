@@ -151,6 +151,7 @@ fn flags_parse_go_style() {
 fn from_flags(flags: &ServerFlags, env: Option<&str>) -> Result<ServerConfig, String> {
     let env = Environment {
         secret_key: env.map(Into::into),
+        ..Environment::default()
     };
     ServerConfig::from_flags_in(flags, &env).map_err(|e| e.to_string())
 }
