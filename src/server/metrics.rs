@@ -6,6 +6,9 @@
 //! carries its client's [`ClientStats`] so a request never looks it up. How many
 //! connections are idle or busy is the pool's to say: the renderers take it as
 //! [`ClientView`]s. What the endpoints answer is [`super::status`]'s job.
+//!
+//! A client id's counters are kept after its connections go (a returning id is how a
+//! reconnect is told), so the map grows by one small entry per distinct id ever seen.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write};
