@@ -15,14 +15,18 @@
 //! - [`relay`]: the exchange over one WebSocket.
 //! - [`respond`]: the relayed response, streamed to the caller.
 //! - [`pool`]: idle and busy connections per client.
+//! - [`status`]: `/status`, `/status.json` and `/metrics`.
+//! - [`metrics`]: the counters behind them.
 //! - [`socket`]: the TCP socket behind a tiny_http connection.
 
+pub mod metrics;
 pub mod pool;
 pub mod register;
 pub mod relay;
 pub mod request;
 pub mod respond;
 pub mod socket;
+pub mod status;
 
 use std::fmt;
 use std::io;
@@ -37,6 +41,7 @@ use parking_lot::Mutex;
 use tiny_http::{Header, Response};
 
 use crate::config::ServerConfig;
+use metrics::Metrics;
 use pool::Hub;
 
 /// The status wsp answers when it refuses or fails to relay a request, or a registration.
@@ -74,6 +79,8 @@ impl std::error::Error for Error {}
 pub struct Shared {
     pub config: ServerConfig,
     pub hub: Hub,
+    /// Counters for `/metrics` and `/status.json`.
+    pub metrics: Metrics,
     /// The port we listen on, to find accepted sockets (see [`socket`]).
     pub local_port: u16,
     /// Requests being handled, for the graceful shutdown to wait on.
@@ -136,6 +143,7 @@ impl Server {
         let shared = Arc::new(Shared {
             hub: Hub::new(config.ping_timeout),
             config,
+            metrics: Metrics::default(),
             local_port: addr.port(),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
@@ -253,10 +261,9 @@ fn route(shared: &Shared, request: tiny_http::Request) {
             }
         }
         "/request" => request::handle_request(shared, request),
-        "/status" => {
-            // Exactly `ok`, no newline: what Go's wsp answers and health checks expect.
-            let _ = request.respond(plain_response(200, "ok".into()));
-        }
+        "/status" => status::handle_status(shared, request, false),
+        "/status.json" => status::handle_status(shared, request, true),
+        "/metrics" => status::handle_metrics(shared, request),
         _ => {
             let _ = request.respond(text_response(404, "404 page not found"));
         }

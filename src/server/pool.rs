@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use super::metrics::ClientStats;
 use crate::poll;
 use crate::protocol::{Idle, WsConn};
 
@@ -35,6 +36,8 @@ pub struct Connection {
     /// A second handle on the socket, for shutting it down from outside the stream
     /// (tiny_http's upgraded stream hides it). `None` where it could not be found.
     pub socket: Option<TcpStream>,
+    /// Its client's counters, so that a request counts itself without a look-up.
+    pub stats: Arc<ClientStats>,
     idle_since: Instant,
     /// When the client was last heard from: a frame read while idle, or registration.
     last_heard: Instant,
@@ -42,11 +45,17 @@ pub struct Connection {
 
 impl Connection {
     /// A connection fresh from registration.
-    pub fn new(ws: WsConn<Stream>, client_id: Arc<str>, socket: Option<TcpStream>) -> Self {
+    pub fn new(
+        ws: WsConn<Stream>,
+        client_id: Arc<str>,
+        socket: Option<TcpStream>,
+        stats: Arc<ClientStats>,
+    ) -> Self {
         Connection {
             ws,
             client_id,
             socket,
+            stats,
             idle_since: Instant::now(),
             last_heard: Instant::now(),
         }
@@ -177,12 +186,25 @@ impl Hub {
     }
 
     /// Adds a freshly registered connection as idle (or hands it to a waiting request).
-    pub fn add(&self, conn: Connection, announced_size: usize) {
+    /// Returns whether the client had no connection pooled before (for the metrics).
+    pub fn add(&self, conn: Connection, announced_size: usize) -> bool {
         let mut state = self.state.lock();
+        let fresh = !state.clients.contains_key(&conn.client_id);
         let pool = state.clients.entry(conn.client_id.clone()).or_default();
         pool.size = announced_size;
         pool.busy += 1;
         state.make_idle(conn);
+        fresh
+    }
+
+    /// Each pooled client's id with its idle and busy connection counts, for the status
+    /// endpoints.
+    pub fn clients(&self) -> Vec<(Arc<str>, usize, usize)> {
+        let state = self.state.lock();
+        let clients = state.clients.iter();
+        clients
+            .map(|(id, pool)| (id.clone(), pool.idle.len(), pool.busy))
+            .collect()
     }
 
     /// Takes an idle connection of a client `choice` allows, waiting until `deadline` for

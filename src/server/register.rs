@@ -66,9 +66,10 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     // A connection may wait long before its first request: it holds no buffer meanwhile.
     ws.release_buffers();
     let id: Arc<str> = greeting.id.into();
-    shared
-        .hub
-        .add(Connection::new(ws, id, socket), greeting.size);
+    let (stats, first) = shared.metrics.client(&id);
+    let conn = Connection::new(ws, id, socket, stats.clone());
+    let fresh = shared.hub.add(conn, greeting.size);
+    shared.metrics.registered(&stats, first, fresh);
     Ok(())
 }
 

@@ -6,11 +6,17 @@
 //! and a cut connection when it fails mid-body (the only honest signal left once a
 //! status line has gone out). The connection goes back to the pool
 //! only when its exchange ended exactly at a message boundary; otherwise it is dropped.
+//!
+//! Here the outcome of a relayed request is known, so here it is counted in the
+//! [`super::metrics`] and written to the access log (one `info` line per request).
 
+use std::io::Read;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tiny_http::{HTTPVersion, Method, Request};
 
+use super::metrics::{ClientStats, Exchange};
 use super::pool::{Lease, Stream};
 use super::respond::{self, SendError, Sent};
 use super::{socket, text_response, Shared, STATUS_PROXY_ERROR};
@@ -37,28 +43,80 @@ pub enum Outcome {
 }
 
 /// Relays `request` over the leased connection and answers the caller, unless the
-/// exchange failed in a way that makes it safe to try another connection.
+/// exchange failed in a way that makes it safe to try another connection. `arrival`
+/// is when the request came, for the latency counted and logged.
 pub fn relay(
     shared: &Shared,
     mut lease: Lease<'_>,
     head: &RequestHead,
     mut request: Request,
+    arrival: Instant,
 ) -> Outcome {
     let client_id = lease.conn().client_id.clone();
-    let response_head = match send_request(&mut lease.conn().ws, head, &mut request) {
-        Ok(h) => h,
+    let (response_head, bytes_in) = match send_request(&mut lease.conn().ws, head, &mut request) {
+        Ok(sent) => sent,
         Err((stage, e)) => {
             log::warn!("{} {} via {client_id}: {e}", head.method, head.url);
             if is_replayable(head, stage, &e) {
+                shared.metrics.count_failed(&lease.conn().stats);
                 return Outcome::Retry(request, client_id);
             }
             let (status, text) = failure(shared, &client_id, &e);
             let _ = request.respond(text_response(status, &text));
+            let exchange = Exchange {
+                status,
+                ok: false,
+                ..exchange(head, &client_id)
+            };
+            account(shared, &lease.conn().stats, exchange, arrival);
             return Outcome::Answered;
         }
     };
-    stream_response(shared, lease, head, &response_head, request);
+    let exchange = Exchange {
+        bytes_in,
+        ..exchange(head, &client_id)
+    };
+    stream_response(shared, lease, &response_head, request, (exchange, arrival));
     Outcome::Answered
+}
+
+/// An exchange of `head` over `client_id`'s connection, as yet with nothing to show.
+fn exchange<'a>(head: &'a RequestHead, client_id: &'a str) -> Exchange<'a> {
+    Exchange {
+        method: &head.method,
+        destination: &head.url,
+        status: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration: Duration::ZERO,
+        client_id,
+        ok: true,
+    }
+}
+
+/// Counts a finished exchange, its duration measured from `arrival` to now, and writes
+/// its access-log line.
+fn account(shared: &Shared, stats: &ClientStats, exchange: Exchange<'_>, arrival: Instant) {
+    let exchange = Exchange {
+        duration: arrival.elapsed(),
+        ..exchange
+    };
+    shared.metrics.record(stats, &exchange);
+    log::info!("{exchange}");
+}
+
+/// Counts the bytes read through it.
+struct Counted<'a> {
+    inner: &'a mut dyn Read,
+    bytes: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// Message 4 to the caller under the relayed head; the connection goes back to the pool
@@ -66,11 +124,10 @@ pub fn relay(
 fn stream_response(
     shared: &Shared,
     mut lease: Lease<'_>,
-    head: &RequestHead,
     response_head: &ResponseHead,
     request: Request,
+    (exchange, arrival): (Exchange<'_>, Instant),
 ) {
-    let client_id = lease.conn().client_id.clone();
     let status = response_head.status;
     let (headers, declared) = response_headers(&response_head.header);
     // A head without `Content-Length` (a client's own 527) may still give the length.
@@ -84,10 +141,16 @@ fn stream_response(
         http10: *request.http_version() == HTTPVersion(1, 0),
     };
     let mut out = request.into_writer();
-    let ws = &mut lease.conn().ws;
-    let body_ready = ws.has_buffered();
-    let mut body = ws.body_reader();
-    let sent = respond::send(&mut *out, &caller_head, &mut body, body_ready);
+    let conn = lease.conn();
+    let stats = conn.stats.clone();
+    let body_ready = conn.ws.has_buffered();
+    let mut body = conn.ws.body_reader();
+    let mut counted = Counted {
+        inner: &mut body,
+        bytes: 0,
+    };
+    let sent = respond::send(&mut *out, &caller_head, &mut counted, body_ready);
+    let bytes_out = counted.bytes;
     let finished = body.is_done()
         || (matches!(sent, Ok(Sent::NoBody)) && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
     if let Err(SendError::BeforeHead(e)) = &sent {
@@ -98,14 +161,21 @@ fn stream_response(
         );
     }
     drop(out);
-    match &sent {
-        Ok(_) => log::debug!("{} {} via {client_id}: {status}", head.method, head.url),
-        Err(e) => log::warn!(
-            "{} {} via {client_id}: {status}, {e}",
-            head.method,
-            head.url
-        ),
+    if let Err(e) = &sent {
+        let (method, url) = (exchange.method, exchange.destination);
+        log::warn!("{method} {url} via {}: {status}, {e}", exchange.client_id);
     }
+    let status = match &sent {
+        Err(SendError::BeforeHead(_)) => STATUS_PROXY_ERROR,
+        _ => status,
+    };
+    let exchange = Exchange {
+        status,
+        bytes_out,
+        ok: sent.is_ok(),
+        ..exchange
+    };
+    account(shared, &stats, exchange, arrival);
     // A body ended by closing, or cut short: the caller must see the connection end,
     // or it would wait for more.
     if matches!(sent, Ok(Sent::CloseToEnd) | Err(SendError::Body(_))) {
@@ -190,7 +260,7 @@ fn send_request(
     ws: &mut WsConn<Stream>,
     head: &RequestHead,
     request: &mut Request,
-) -> Result<ResponseHead, (Stage, Error)> {
+) -> Result<(ResponseHead, u64), (Stage, Error)> {
     let sending = |e| (Stage::Sending, e);
     ws.write_text(&to_json(head)).map_err(sending)?;
     if head.body_len() != Some(0) {
@@ -198,13 +268,15 @@ fn send_request(
         // nothing, and the request, body and all, can go over another one.
         ws.flush().map_err(|e| (Stage::Head, e))?;
     }
-    ws.write_body(request.as_reader(), head.body_len())
+    let bytes_in = ws
+        .write_body(request.as_reader(), head.body_len())
         .map_err(sending)?;
     let receiving = |e| (Stage::Receiving, e);
     let text = ws
         .read_text(MAX_HEAD_LEN, "a response head")
         .map_err(receiving)?;
-    ResponseHead::parse(&text).map_err(receiving)
+    let response_head = ResponseHead::parse(&text).map_err(receiving)?;
+    Ok((response_head, bytes_in))
 }
 
 /// The response headers for the caller, without hop-by-hop ones, and the body length

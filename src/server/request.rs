@@ -76,7 +76,7 @@ pub fn handle_request(shared: &Shared, mut request: Request) {
                 return busy(shared, request, "Unable to get a proxy connection")
             }
         };
-        match relay::relay(shared, lease, &head, request) {
+        match relay::relay(shared, lease, &head, request, arrival) {
             Outcome::Answered => return,
             Outcome::Retry(again, client) => {
                 request = again;
