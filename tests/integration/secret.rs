@@ -78,8 +78,9 @@ fn relay_and_check(server: &Server, client: &Proc) {
         None,
     );
     assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
-    // Both run at debug level: their per-request lines are there, the key is not.
-    server.proc.wait_log("/hello via ");
+    // Both run at debug level: their per-request lines (the server's access log) are
+    // there, the key is not.
+    server.proc.wait_log("/hello 200 ");
     client.wait_log("/hello: 200");
     client.wait_log("connected to ");
     assert_hidden(&server.proc, KEY, "wsp_server");
