@@ -16,7 +16,7 @@ use crate::support::*;
 
 /// A server and two clients `a` and `b`, each keeping `idle` connections, all
 /// registered (the server logs each registration at debug level).
-fn two_clients(server_flags: &[&str], idle: &str) -> (TestApi, Server, Proc, Proc) {
+fn fully_pooled_clients(server_flags: &[&str], idle: &str) -> (TestApi, Server, Proc, Proc) {
     let upstream = upstream();
     let mut flags = vec!["--log-level", "debug"];
     flags.extend_from_slice(server_flags);
@@ -60,7 +60,7 @@ fn dead_connections(server: &Server, id: &str) -> usize {
 fn a_killed_client_costs_no_request() {
     const REQUESTS: usize = 200;
     const CALLERS: usize = 4;
-    let (upstream, server, mut a, _b) = two_clients(&[], "4");
+    let (upstream, server, mut a, _b) = fully_pooled_clients(&[], "4");
     a.child.kill().expect("kill client a");
     a.child.wait().expect("reap client a");
     // Half GETs, half POSTs with a body: a body can never be replayed, so the POSTs pass
@@ -107,7 +107,7 @@ fn a_frozen_client_is_found_out_and_comes_back_when_thawed() {
         "--request-timeout",
         "10000",
     ];
-    let (upstream, server, a, b) = two_clients(&flags, "3");
+    let (upstream, server, a, b) = fully_pooled_clients(&flags, "3");
     let threads_before = thread_count(server.proc.pid());
     signal(a.pid(), "STOP");
     let _thaw = Thaw(a.pid());

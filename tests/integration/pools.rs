@@ -12,35 +12,6 @@ const SEQUENTIAL: usize = 40;
 /// The least share of [`SEQUENTIAL`] that each of two clients must serve.
 const FAIR_SHARE: usize = 5;
 
-/// How many requests `client` (started with `--log-level debug`) answered with 200 from
-/// the upstream's `path`: it logs `GET <url>: <status>` for each.
-fn served(client: &Proc, path: &str) -> usize {
-    client
-        .log
-        .lock()
-        .lines()
-        .filter(|l| l.contains("GET http://") && l.contains(path) && l.ends_with(": 200"))
-        .count()
-}
-
-/// A server and two clients, `a` and `b`, each keeping `idle` idle connections.
-fn two_clients(server_flags: &[&str], client_flags: &[&str]) -> (TestApi, Server, Proc, Proc) {
-    let upstream = upstream();
-    let server = Server::start(server_flags);
-    let start = |id: &str| {
-        let mut flags = vec!["--id", id, "--log-level", "debug"];
-        flags.extend_from_slice(client_flags);
-        start_client(&server, &flags)
-    };
-    let (a, b) = (start("a"), start("b"));
-    wait_relay_ready(&server, &upstream);
-    // Both must be registered before the load starts.
-    for client in [&a, &b] {
-        client.wait_log("connected to");
-    }
-    (upstream, server, a, b)
-}
-
 #[test]
 fn sequential_requests_are_spread_over_both_clients() {
     let (upstream, server, a, b) = two_clients(&[], &["--pool-idle-size", "2"]);
@@ -52,14 +23,14 @@ fn sequential_requests_are_spread_over_both_clients() {
     }
     // A client logs a request after it sent the response head: poll until all are counted.
     let counted = poll(READY, || {
-        let counts = (served(&a, path), served(&b, path));
+        let counts = (a.served(path), b.served(path));
         (counts.0 + counts.1 == SEQUENTIAL).then_some(counts)
     });
     let (by_a, by_b) = counted.unwrap_or_else(|| {
         panic!(
             "not all {SEQUENTIAL} requests logged: a {}, b {}",
-            served(&a, path),
-            served(&b, path)
+            a.served(path),
+            b.served(path)
         )
     });
     assert!(
@@ -94,8 +65,8 @@ fn requests_go_to_the_remaining_client_after_one_dies() {
         recovered.is_some(),
         "never 10 successes in a row: {failures:?}"
     );
-    let all_by_b = poll(READY, || (served(&b, path) >= 10).then_some(()));
-    assert!(all_by_b.is_some(), "client b served {}", served(&b, path));
+    let all_by_b = poll(READY, || (b.served(path) >= 10).then_some(()));
+    assert!(all_by_b.is_some(), "client b served {}", b.served(path));
 }
 
 /// wsp falls short here: a request may land on a connection of a client that died while

@@ -11,32 +11,6 @@ use crate::support::*;
 /// Requests sent one after the other in each test.
 const REQUESTS: usize = 12;
 
-/// How many requests `client` (at debug level) answered with 200 from `path`.
-fn served(client: &Proc, path: &str) -> usize {
-    client
-        .log
-        .lock()
-        .lines()
-        .filter(|l| l.contains("GET http://") && l.contains(path) && l.ends_with(": 200"))
-        .count()
-}
-
-/// A server and two clients `a` and `b` at debug level, both registered.
-fn two_clients() -> (TestApi, Server, Proc, Proc) {
-    let upstream = upstream();
-    let server = Server::start(&[]);
-    let start = |id: &str| {
-        let flags = ["--id", id, "--log-level", "debug", "--pool-idle-size", "2"];
-        start_client(&server, &flags)
-    };
-    let (a, b) = (start("a"), start("b"));
-    wait_relay_ready(&server, &upstream);
-    for client in [&a, &b] {
-        client.wait_log("connected to");
-    }
-    (upstream, server, a, b)
-}
-
 /// Sends [`REQUESTS`] GETs of `path` with `headers`, each expecting 200, then waits until
 /// `expected` has logged them all and returns what `other` logged meanwhile.
 fn send_and_count(
@@ -51,14 +25,14 @@ fn send_and_count(
         let reply = relay(server, "GET", &destination, headers, None);
         assert_eq!(reply.status, 200, "request {i}: {}", reply.text());
     }
-    poll(READY, || (served(expected, path) == REQUESTS).then_some(()))
-        .unwrap_or_else(|| panic!("only {} of {REQUESTS} logged", served(expected, path)));
-    served(other, path)
+    poll(READY, || (expected.served(path) == REQUESTS).then_some(()))
+        .unwrap_or_else(|| panic!("only {} of {REQUESTS} logged", expected.served(path)));
+    other.served(path)
 }
 
 #[test]
 fn the_named_client_serves_every_request() {
-    let (upstream, server, a, b) = two_clients();
+    let (upstream, server, a, b) = two_clients(&[], &["--pool-idle-size", "2"]);
     let on_a = send_and_count(
         &server,
         &upstream,
@@ -112,7 +86,7 @@ fn the_header_is_not_forwarded() {
 
 #[test]
 fn without_the_header_the_least_busy_client_serves() {
-    let (upstream, server, a, b) = two_clients();
+    let (upstream, server, a, b) = two_clients(&[], &["--pool-idle-size", "2"]);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let held = format!("http://{}/held", listener.local_addr().expect("address"));
     let request_url = server.request_url();
@@ -185,9 +159,9 @@ fn a_pinned_request_waits_for_its_own_client() {
         .expect("answer the held request");
     assert_eq!(first.join().expect("first caller").ok(), Some(200));
     assert_eq!(second.join().expect("second caller").ok(), Some(200));
-    poll(READY, || (served(&b, path) == 1).then_some(()))
+    poll(READY, || (b.served(path) == 1).then_some(()))
         .unwrap_or_else(|| panic!("b never served the waiting request"));
-    assert_eq!(served(&a, path), 0, "a served a request pinned to b");
+    assert_eq!(a.served(path), 0, "a served a request pinned to b");
 }
 
 /// Reads a request head byte by byte (the held request has no body).

@@ -87,6 +87,16 @@ impl Proc {
         .unwrap_or_else(|| panic!("{needle:?} never logged; log:\n{}", self.log.lock()))
     }
 
+    /// How many requests this client (started with `--log-level debug`) answered with 200
+    /// from the upstream's `path`: it logs `GET <url>: <status>` for each.
+    pub fn served(&self, path: &str) -> usize {
+        self.log
+            .lock()
+            .lines()
+            .filter(|l| l.contains("GET http://") && l.contains(path) && l.ends_with(": 200"))
+            .count()
+    }
+
     /// Waits for the process to exit by itself, returning its status code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         poll(within, || self.child.try_wait().ok().flatten()).and_then(|s| s.code())
@@ -191,6 +201,24 @@ pub fn start_client_raw(args: &[&str]) -> Proc {
 }
 
 /// Starts the test API in-process on an ephemeral port.
+/// A test API, a server started with `server_flags` and two clients `a` and `b` at debug
+/// level with `client_flags`, both registered before it returns.
+pub fn two_clients(server_flags: &[&str], client_flags: &[&str]) -> (TestApi, Server, Proc, Proc) {
+    let upstream = upstream();
+    let server = Server::start(server_flags);
+    let start = |id: &str| {
+        let mut flags = vec!["--id", id, "--log-level", "debug"];
+        flags.extend_from_slice(client_flags);
+        start_client(&server, &flags)
+    };
+    let (a, b) = (start("a"), start("b"));
+    wait_relay_ready(&server, &upstream);
+    for client in [&a, &b] {
+        client.wait_log("connected to");
+    }
+    (upstream, server, a, b)
+}
+
 pub fn upstream() -> TestApi {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind test API");
     TestApi::start(listener).expect("start test API")
