@@ -17,3 +17,4 @@ mod relay;
 mod rules;
 mod secret;
 mod streaming;
+mod tls;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod rawpeer;
+pub mod tls;
 #[path = "../../../examples/test_api/routes.rs"]
 pub mod routes;
 
