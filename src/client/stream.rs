@@ -104,3 +104,74 @@ impl Write for Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::tls::Tls;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use rustls::{ServerConfig, ServerConnection};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// A TLS server on 127.0.0.1 that sends `records` as separate records in one go,
+    /// then waits for the client's byte before closing.
+    fn server(records: &'static [&'static [u8]]) -> std::net::SocketAddr {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap().der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (socket, _) = listener.accept().unwrap();
+            let conn = ServerConnection::new(Arc::new(config)).unwrap();
+            let mut tls = StreamOwned::new(conn, socket);
+            for record in records {
+                tls.conn.writer().write_all(record).unwrap();
+            }
+            tls.flush().unwrap();
+            let _ = tls.read(&mut [0u8; 1]);
+        });
+        addr
+    }
+
+    fn client(addr: std::net::SocketAddr) -> Stream {
+        let tls = Tls::new(None, true).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = ClientConnection::new(tls.dial, name).unwrap();
+        let socket = TcpStream::connect(addr).unwrap();
+        Stream::Tls(Box::new(StreamOwned::new(conn, socket)))
+    }
+
+    #[test]
+    fn bytes_decrypted_but_unread_count_as_readable() {
+        let mut stream = client(server(&[b"ab", b"cd"]));
+        let Stream::Tls(tls) = &mut stream else {
+            unreachable!()
+        };
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).unwrap();
+        }
+        // Both records come in one write (rustls flushes its queue with one `writev`):
+        // reading one byte decrypts both, and the rest sits in rustls.
+        assert!(poll::readable(stream.tcp(), Duration::from_secs(5)).unwrap());
+        let mut got = vec![0u8; 1];
+        stream.read_exact(&mut got).unwrap();
+        let quiet = !poll::readable(stream.tcp(), Duration::ZERO).unwrap();
+        assert!(stream.readable(Duration::ZERO).unwrap(), "3 bytes in rustls");
+        let mut rest = [0u8; 3];
+        stream.read_exact(&mut rest).unwrap();
+        assert_eq!((&got[..], &rest[..]), (&b"a"[..], &b"bcd"[..]));
+        assert!(quiet, "the socket was drained");
+        assert!(!stream.readable(Duration::from_millis(20)).unwrap(), "all read");
+        stream.write_all(b"x").unwrap();
+    }
+}
