@@ -84,8 +84,8 @@ fn secure(
     mut socket: TcpStream,
 ) -> Result<Stream, String> {
     let name = server_name(target)?;
-    let mut conn = ClientConnection::new(config.clone(), name)
-        .map_err(|e| format!("starting TLS: {e}"))?;
+    let mut conn =
+        ClientConnection::new(config.clone(), name).map_err(|e| format!("starting TLS: {e}"))?;
     while conn.is_handshaking() {
         conn.complete_io(&mut socket)
             .map_err(|e| format!("TLS handshake: {e}"))?;

@@ -90,7 +90,12 @@ impl Client {
                     target: t.clone(),
                     why: e.to_string(),
                 })?;
-                Ok(TargetPool::new(url, config.clone(), tls.clone(), stop_rx.clone()))
+                Ok(TargetPool::new(
+                    url,
+                    config.clone(),
+                    tls.clone(),
+                    stop_rx.clone(),
+                ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Client {

@@ -166,12 +166,18 @@ mod tests {
         let mut got = vec![0u8; 1];
         stream.read_exact(&mut got).unwrap();
         let quiet = !poll::readable(stream.tcp(), Duration::ZERO).unwrap();
-        assert!(stream.readable(Duration::ZERO).unwrap(), "3 bytes in rustls");
+        assert!(
+            stream.readable(Duration::ZERO).unwrap(),
+            "3 bytes in rustls"
+        );
         let mut rest = [0u8; 3];
         stream.read_exact(&mut rest).unwrap();
         assert_eq!((&got[..], &rest[..]), (&b"a"[..], &b"bcd"[..]));
         assert!(quiet, "the socket was drained");
-        assert!(!stream.readable(Duration::from_millis(20)).unwrap(), "all read");
+        assert!(
+            !stream.readable(Duration::from_millis(20)).unwrap(),
+            "all read"
+        );
         stream.write_all(b"x").unwrap();
     }
 }

@@ -17,7 +17,13 @@ fn start_wss_client(front: &TlsFront, host: &str, extra: &[&str]) -> Proc {
 
 /// GET /hello of `upstream` through `server` answers 200 "hello world".
 fn assert_hello(server: &Server, upstream: &TestApi) {
-    let reply = relay(server, "GET", &format!("http://{}/hello", upstream.addr()), &[], None);
+    let reply = relay(
+        server,
+        "GET",
+        &format!("http://{}/hello", upstream.addr()),
+        &[],
+        None,
+    );
     assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
 }
 
@@ -40,11 +46,23 @@ fn wss_with_a_wrong_ca_is_refused() {
     let front = TlsFront::start(&pki, server.addr);
     let client = start_wss_client(&front, "localhost", &["--ca-file", other.ca_path()]);
     let line = client.wait_log("invalid peer certificate");
-    assert!(line.contains("WARN") && line.contains("TLS handshake"), "{line}");
+    assert!(
+        line.contains("WARN") && line.contains("TLS handshake"),
+        "{line}"
+    );
     // Refused again at the next attempts: no connection ever registers.
     client.wait_log("attempt 2,");
-    let reply = relay(&server, "GET", &format!("http://{}/hello", upstream.addr()), &[], None);
-    assert_eq!((reply.status, reply.text().trim()), (526, "No proxy available"));
+    let reply = relay(
+        &server,
+        "GET",
+        &format!("http://{}/hello", upstream.addr()),
+        &[],
+        None,
+    );
+    assert_eq!(
+        (reply.status, reply.text().trim()),
+        (526, "No proxy available")
+    );
 }
 
 #[test]
@@ -84,5 +102,8 @@ fn https_destination_needs_the_ca() {
     let reply = relay(&server, "GET", &destination, &[], None);
     assert_eq!(reply.status, 527, "{}", reply.text());
     let text = reply.text();
-    assert!(text.contains(&destination) && text.contains("UnknownIssuer"), "{text}");
+    assert!(
+        text.contains(&destination) && text.contains("UnknownIssuer"),
+        "{text}"
+    );
 }

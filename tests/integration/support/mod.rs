@@ -5,9 +5,9 @@
 #![allow(dead_code)]
 
 pub mod rawpeer;
-pub mod tls;
 #[path = "../../../examples/test_api/routes.rs"]
 pub mod routes;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};

@@ -136,7 +136,12 @@ fn pass(from: &mut impl Read, to: &mut impl Write, buf: &mut [u8]) -> io::Result
             to.flush()?;
             Ok(true)
         }
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             Ok(true)
         }
         Err(e) => Err(e),
