@@ -7,7 +7,6 @@
 //! (a broken socket, an unreadable head, a body cut short) ends the connection.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
@@ -15,7 +14,7 @@ use ureq::Agent;
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
 use super::stack;
-use crate::poll;
+use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
 
@@ -25,7 +24,7 @@ pub const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Close code sent when the client shuts down (RFC 6455: going away).
 const CLOSE_GOING_AWAY: u16 = 1001;
 
-type Ws = WsConn<TcpStream>;
+type Ws = WsConn<Stream>;
 
 /// Why an idle connection stopped waiting.
 enum Wait {
@@ -44,8 +43,8 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
     let mut agent = None;
     // For the connection's whole life: idle waits are bounded by `poll`, not by this.
     let timeout = Some(pool.config.request_timeout);
-    let _ = ws.get_ref().set_write_timeout(timeout);
-    let _ = ws.get_ref().set_read_timeout(timeout);
+    let _ = ws.get_ref().tcp().set_write_timeout(timeout);
+    let _ = ws.get_ref().tcp().set_read_timeout(timeout);
     loop {
         match wait_for_request(pool, &mut ws) {
             Ok(Wait::Request) => {}
@@ -64,7 +63,7 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
             }
         }
         pool.set_state(State::Idle, State::Busy);
-        let agent = agent.get_or_insert_with(|| executor::agent(&pool.config));
+        let agent = agent.get_or_insert_with(|| executor::agent(&pool.config, &pool.tls));
         let outcome = exchange(pool, agent, &mut ws);
         pool.set_state(State::Busy, State::Idle);
         if let Err(e) = outcome {
@@ -105,8 +104,12 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
             config.ping_interval
         };
         let wait = next.saturating_sub(silent).min(STOP_CHECK_INTERVAL);
+        // Under TLS, the stream may hold decrypted bytes while the socket is quiet.
         let arrived = ws.has_buffered()
-            || poll::readable(ws.get_ref(), wait).map_err(|e| format!("cannot wait: {e}"))?;
+            || ws
+                .get_mut()
+                .readable(wait)
+                .map_err(|e| format!("cannot wait: {e}"))?;
         if !arrived {
             // Idle a while: the memory of the last exchange is better given back.
             if !settled {

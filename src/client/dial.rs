@@ -1,17 +1,22 @@
-//! Opening one WebSocket to a server: TCP connect, RFC 6455 opening handshake with
-//! `X-SECRET-KEY`, and the greeting.
+//! Opening one WebSocket to a server: TCP connect, the TLS handshake for `wss://`,
+//! RFC 6455 opening handshake with `X-SECRET-KEY`, and the greeting.
 //!
 //! The handshake is a dozen lines of HTTP/1.1, written here rather than through
 //! tungstenite's `client()`, because the stream must end up in our frame-level
 //! [`WsConn`] with whatever bytes were read past the `101` still buffered.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
 use tungstenite::handshake::derive_accept_key;
-use url::Url;
+use url::{Host, Url};
 
+use super::stream::Stream;
+use super::tls::Tls;
 use super::Error;
 use crate::protocol::{Greeting, Role, WsConn};
 use crate::secret::Secret;
@@ -27,29 +32,31 @@ const HANDSHAKE_BUFFER_LEN: usize = 1024;
 /// Most bytes of a refusal's body quoted in the error.
 const MAX_REFUSAL_BODY: u64 = 512;
 
-/// Connects to `target` (a `ws://` URL) and sends the greeting.
+/// Connects to `target` (a `ws://` or `wss://` URL, the latter verified as `tls` says)
+/// and sends the greeting.
 pub fn dial(
     target: &Url,
+    tls: &Tls,
     secret: &Secret,
     greeting: &Greeting,
-) -> Result<WsConn<TcpStream>, Error> {
+) -> Result<WsConn<Stream>, Error> {
     let fail = |why: String| Error::Dial {
         target: target.to_string(),
         why,
     };
-    if target.scheme() != "ws" {
-        return Err(fail(format!(
-            "scheme {}:// is not supported yet",
-            target.scheme()
-        )));
-    }
-    let stream = connect(target).map_err(&fail)?;
+    let socket = connect(target).map_err(&fail)?;
+    let stream = match target.scheme() {
+        "ws" => Stream::Plain(socket),
+        "wss" => secure(target, &tls.dial, socket).map_err(&fail)?,
+        other => return Err(fail(format!("scheme {other}:// is not supported"))),
+    };
     // Small: the handshake response is a short head, and the buffer stays allocated
     // (as leftover) only when the server sends frames right behind it.
     let mut io = BufReader::with_capacity(HANDSHAKE_BUFFER_LEN, stream);
     let key = new_key();
     io.get_mut()
         .write_all(upgrade_request(target, &key, secret).as_bytes())
+        .and_then(|()| io.get_mut().flush())
         .map_err(|e| fail(format!("sending handshake: {e}")))?;
     check_response(&mut io, &key).map_err(&fail)?;
     let mut ws = WsConn::from_buffered(io, Role::Client);
@@ -66,6 +73,35 @@ pub fn dial(
 fn new_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(fastrand::u128(..).to_le_bytes())
+}
+
+/// The TLS handshake over `socket`, done here so that a refused certificate is reported
+/// as such, not as a failed write of the WebSocket handshake. Bounded by the socket's
+/// read time-out ([`HANDSHAKE_TIMEOUT`]).
+fn secure(
+    target: &Url,
+    config: &Arc<rustls::ClientConfig>,
+    mut socket: TcpStream,
+) -> Result<Stream, String> {
+    let name = server_name(target)?;
+    let mut conn =
+        ClientConnection::new(config.clone(), name).map_err(|e| format!("starting TLS: {e}"))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    Ok(Stream::Tls(Box::new(StreamOwned::new(conn, socket))))
+}
+
+/// The name the server's certificate must hold: the URL's host, a DNS name or an IP.
+fn server_name(target: &Url) -> Result<ServerName<'static>, String> {
+    match target.host() {
+        Some(Host::Domain(name)) => ServerName::try_from(name.to_string())
+            .map_err(|e| format!("{name:?} is no server name: {e}")),
+        Some(Host::Ipv4(ip)) => Ok(ServerName::from(IpAddr::V4(ip))),
+        Some(Host::Ipv6(ip)) => Ok(ServerName::from(IpAddr::V6(ip))),
+        None => Err("no host".into()),
+    }
 }
 
 fn connect(target: &Url) -> Result<TcpStream, String> {
@@ -109,7 +145,7 @@ fn upgrade_request(target: &Url, key: &str, secret: &Secret) -> String {
 
 /// Reads the handshake response: `101` with the right `Sec-WebSocket-Accept`, or an error
 /// quoting the server's refusal (`526 Invalid X-SECRET-KEY`).
-fn check_response(io: &mut BufReader<TcpStream>, key: &str) -> Result<(), String> {
+fn check_response(io: &mut BufReader<Stream>, key: &str) -> Result<(), String> {
     let head = read_head(io)?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
@@ -141,7 +177,7 @@ fn check_response(io: &mut BufReader<TcpStream>, key: &str) -> Result<(), String
 }
 
 /// The response head, up to and including the empty line, within the size limit.
-fn read_head(io: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
+fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>, String> {
     let mut head = Vec::new();
     loop {
         let mut limited = io

@@ -17,6 +17,7 @@ use std::time::Duration;
 use ureq::http;
 use ureq::{Agent, SendBody};
 
+use super::tls::Tls;
 use crate::config::ClientConfig;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::{RequestHead, ResponseHead};
@@ -44,8 +45,8 @@ pub struct Failed {
 /// calls, for that many of them.
 pub const AGENT_IDLE_CONNECTIONS: usize = 8;
 
-/// The ureq agent of one WebSocket connection.
-pub fn agent(config: &ClientConfig) -> Agent {
+/// The ureq agent of one WebSocket connection, trusting for `https://` what `tls` does.
+pub fn agent(config: &ClientConfig, tls: &Tls) -> Agent {
     let timeout = Some(config.request_timeout);
     Agent::config_builder()
         .max_idle_connections(AGENT_IDLE_CONNECTIONS)
@@ -62,6 +63,7 @@ pub fn agent(config: &ClientConfig) -> Agent {
         .timeout_per_read(timeout)
         .timeout_per_write(timeout)
         .no_delay(true)
+        .tls_config(tls.upstream.clone())
         .build()
         .into()
 }

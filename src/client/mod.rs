@@ -7,7 +7,9 @@
 //! `shutdowntimeout` has passed.
 //!
 //! - [`pool`]: per target, a supervisor keeping the pool at its configured size.
-//! - [`dial`]: opening one WebSocket (TCP, handshake, greeting).
+//! - [`dial`]: opening one WebSocket (TCP, TLS for `wss://`, handshake, greeting).
+//! - [`stream`]: the stream under a WebSocket, plain or TLS.
+//! - [`tls`]: whom TLS trusts (`cafile`, `insecure`), for servers and internal APIs.
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
 //! - [`executor`]: performs each request with ureq, an agent per connection.
 
@@ -16,6 +18,8 @@ pub mod dial;
 pub mod executor;
 pub mod pool;
 mod stack;
+pub mod stream;
+pub mod tls;
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +40,8 @@ pub enum Error {
     Target { target: String, why: String },
     /// Opening a connection to a target failed.
     Dial { target: String, why: String },
+    /// The TLS settings are not usable (`cafile`).
+    Tls { why: String },
 }
 
 impl fmt::Display for Error {
@@ -43,6 +49,7 @@ impl fmt::Display for Error {
         match self {
             Error::Target { target, why } => write!(f, "target {target}: {why}"),
             Error::Dial { target, why } => write!(f, "connecting to {target}: {why}"),
+            Error::Tls { why } => write!(f, "TLS set-up: {why}"),
         }
     }
 }
@@ -72,6 +79,7 @@ impl ShutdownHandle {
 impl Client {
     /// Checks the targets and prepares a pool for each.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let tls = Arc::new(tls::Tls::new(config.ca_file.as_deref(), config.insecure)?);
         let config = Arc::new(config);
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let pools = config
@@ -82,7 +90,12 @@ impl Client {
                     target: t.clone(),
                     why: e.to_string(),
                 })?;
-                Ok(TargetPool::new(url, config.clone(), stop_rx.clone()))
+                Ok(TargetPool::new(
+                    url,
+                    config.clone(),
+                    tls.clone(),
+                    stop_rx.clone(),
+                ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Client {

@@ -18,6 +18,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use parking_lot::Mutex;
 use url::Url;
 
+use super::tls::Tls;
 use super::{connection, dial};
 use crate::config::ClientConfig;
 use crate::protocol::Greeting;
@@ -76,6 +77,8 @@ impl Counts {
 pub struct TargetPool {
     pub target: Url,
     pub config: Arc<ClientConfig>,
+    /// Whom TLS trusts, for `wss://` and `https://`.
+    pub tls: Arc<Tls>,
     counts: Mutex<Counts>,
     wake: (Sender<()>, Receiver<()>),
     /// Disconnects when the client shuts down (see [`super::Client`]).
@@ -85,10 +88,16 @@ pub struct TargetPool {
 }
 
 impl TargetPool {
-    pub fn new(target: Url, config: Arc<ClientConfig>, stop: Receiver<()>) -> Arc<TargetPool> {
+    pub fn new(
+        target: Url,
+        config: Arc<ClientConfig>,
+        tls: Arc<Tls>,
+        stop: Receiver<()>,
+    ) -> Arc<TargetPool> {
         Arc::new(TargetPool {
             target,
             config,
+            tls,
             counts: Mutex::new(Counts::default()),
             wake: bounded(1),
             stop,
@@ -177,7 +186,7 @@ impl TargetPool {
             id: self.config.id.clone(),
             size: self.config.pool_idle_size,
         };
-        match dial::dial(&self.target, &self.config.secret_key, &greeting) {
+        match dial::dial(&self.target, &self.tls, &self.config.secret_key, &greeting) {
             Ok(ws) => {
                 let failed = std::mem::take(&mut *self.failures.lock());
                 if failed > 0 {

@@ -49,6 +49,11 @@ pub struct RawClientConfig {
     pub pingtimeout: Option<u64>,
     /// Ms that in-flight requests may take to finish on SIGTERM.
     pub shutdowntimeout: Option<u64>,
+    /// PEM file of the CA(s) to trust for `wss://` targets and `https://` internal APIs,
+    /// instead of the built-in roots.
+    pub cafile: Option<String>,
+    /// Verify no TLS certificate at all (tests only).
+    pub insecure: Option<bool>,
     /// A request matching any of these is refused (527).
     pub blacklist: Option<Vec<RawRule>>,
     /// If not empty, a request must match one of these (else 527).
@@ -105,6 +110,13 @@ pub struct ClientFlags {
     /// (default 30000)
     #[argh(option)]
     pub shutdown_timeout: Option<u64>,
+    /// PEM file of the CA(s) to trust for wss:// targets and https:// internal APIs,
+    /// instead of the built-in Mozilla roots (default none)
+    #[argh(option)]
+    pub ca_file: Option<String>,
+    /// verify no TLS certificate at all, of servers or internal APIs: for tests only
+    #[argh(switch)]
+    pub insecure: bool,
     /// log level: error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -127,6 +139,8 @@ impl Default for ClientFlags {
             ping_interval: None,
             ping_timeout: None,
             shutdown_timeout: None,
+            ca_file: None,
+            insecure: false,
             log_level: "info".to_string(),
         }
     }
@@ -164,6 +178,12 @@ pub struct ClientConfig {
     pub ping_timeout: Duration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default 30000 ms.
     pub shutdown_timeout: Duration,
+    /// PEM file whose certificates are the only roots TLS trusts (`wss://` targets,
+    /// `https://` internal APIs). Default none: Mozilla's roots, built in. Read when the
+    /// client starts.
+    pub ca_file: Option<String>,
+    /// Verify no certificate. Default false; for tests, warned about at every start.
+    pub insecure: bool,
 }
 
 impl Default for ClientConfig {
@@ -181,6 +201,8 @@ impl Default for ClientConfig {
             ping_interval: Duration::from_millis(30_000),
             ping_timeout: Duration::from_millis(60_000),
             shutdown_timeout: Duration::from_millis(30_000),
+            ca_file: None,
+            insecure: false,
         }
     }
 }
@@ -243,6 +265,10 @@ impl ClientConfig {
             ("poolmaxsize", "--pool-max-size"),
         );
         apply_time_flags(&mut raw, &mut sources, flags);
+        let ca_file = flags.ca_file.as_ref();
+        sources.apply(&mut raw.cafile, ca_file, ("cafile", "--ca-file"));
+        let insecure = flags.insecure.then_some(&true);
+        sources.apply(&mut raw.insecure, insecure, ("insecure", "--insecure"));
         let overrides = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -269,6 +295,8 @@ impl ClientConfig {
         let blacklist = raw.blacklist.unwrap_or_default();
         let whitelist = raw.whitelist.unwrap_or_default();
         config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
+        config.ca_file = raw.cafile;
+        config.insecure = raw.insecure.unwrap_or(false);
         Ok(config)
     }
 }

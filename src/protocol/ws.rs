@@ -119,6 +119,12 @@ impl<S: Read + Write> WsConn<S> {
         self.io.get_ref()
     }
 
+    /// The underlying stream, mutable: e.g. for a TLS stream to decrypt what arrived
+    /// while waiting. Reading or writing WebSocket bytes through it breaks the framing.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.io.get_mut()
+    }
+
     /// Whether bytes from the peer are already buffered, so that reading will not wait.
     pub fn has_buffered(&self) -> bool {
         !self.io.buffer().is_empty()

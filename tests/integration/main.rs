@@ -20,3 +20,4 @@ mod routing;
 mod rules;
 mod secret;
 mod streaming;
+mod tls;

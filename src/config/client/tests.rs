@@ -523,3 +523,22 @@ fn commented_keys_in_the_example_are_the_defaults() {
     assert_eq!(live.ping_timeout, defaults.ping_timeout);
     assert_eq!(live.shutdown_timeout, defaults.shutdown_timeout);
 }
+
+#[test]
+fn tls_keys_load_and_flags_set_them() {
+    let config = load("cafile : /etc/wsp/ca.pem\ninsecure : true\n");
+    assert_eq!(config.ca_file.as_deref(), Some("/etc/wsp/ca.pem"));
+    assert!(config.insecure);
+    let defaults = load("");
+    assert_eq!((defaults.ca_file, defaults.insecure), (None, false));
+    let flags = ClientFlags {
+        ca_file: Some("ca.pem".to_string()),
+        insecure: true,
+        ..ClientFlags::default()
+    };
+    let config = from_flags(&flags, None).expect("flags");
+    assert_eq!(
+        (config.ca_file.as_deref(), config.insecure),
+        (Some("ca.pem"), true)
+    );
+}

@@ -7,6 +7,7 @@
 pub mod rawpeer;
 #[path = "../../../examples/test_api/routes.rs"]
 pub mod routes;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
