@@ -18,9 +18,12 @@ use crate::config::ConfigFile;
 /// How long a forwarding thread waits on one side before looking at the other.
 const TURN: Duration = Duration::from_millis(5);
 
-/// A CA, as a PEM file clients can be pointed at, and a server certificate it signed.
+/// A CA, as a PEM file clients can be pointed at, and a server certificate it signed, in
+/// memory and as PEM files (`certfile`, `keyfile`) for servers that load their own.
 pub struct Pki {
     pub ca_file: ConfigFile,
+    pub cert_file: ConfigFile,
+    pub key_file: ConfigFile,
     cert: CertificateDer<'static>,
     key: PrivatePkcs8KeyDer<'static>,
 }
@@ -39,6 +42,8 @@ impl Pki {
         let cert = params.signed_by(&key, &issuer).expect("server certificate");
         Pki {
             ca_file: ConfigFile::new("ca.pem", &ca_cert.pem()),
+            cert_file: ConfigFile::new("cert.pem", &cert.pem()),
+            key_file: ConfigFile::new("key.pem", &key.serialize_pem()),
             cert: cert.der().clone(),
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),
         }
@@ -47,6 +52,16 @@ impl Pki {
     /// The CA file's path.
     pub fn ca_path(&self) -> &str {
         self.ca_file.path()
+    }
+
+    /// The server certificate's PEM file (the certificate alone; the CA is the root).
+    pub fn cert_path(&self) -> &str {
+        self.cert_file.path()
+    }
+
+    /// The server key's PEM file (PKCS #8).
+    pub fn key_path(&self) -> &str {
+        self.key_file.path()
     }
 
     fn server_config(&self) -> Arc<ServerConfig> {
