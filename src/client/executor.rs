@@ -15,6 +15,8 @@ use std::io::Read;
 use std::time::Duration;
 
 use ureq::http;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::{Agent, SendBody};
 
 use super::tls::Tls;
@@ -46,9 +48,11 @@ pub struct Failed {
 pub const AGENT_IDLE_CONNECTIONS: usize = 8;
 
 /// The ureq agent of one WebSocket connection, trusting for `https://` what `tls` does.
+/// Its connections are TCP, with `tls`'s shared rustls step for `https://` (no proxy is
+/// ever configured, so ureq's proxy steps are left out).
 pub fn agent(config: &ClientConfig, tls: &Tls) -> Agent {
     let timeout = Some(config.request_timeout);
-    Agent::config_builder()
+    let config = Agent::config_builder()
         .max_idle_connections(AGENT_IDLE_CONNECTIONS)
         .max_idle_connections_per_host(1)
         .max_redirects(0)
@@ -64,8 +68,9 @@ pub fn agent(config: &ClientConfig, tls: &Tls) -> Agent {
         .timeout_per_write(timeout)
         .no_delay(true)
         .tls_config(tls.upstream.clone())
-        .build()
-        .into()
+        .build();
+    let connector = ().chain(TcpConnector::default()).chain(tls.connector.clone());
+    Agent::with_parts(config, connector, DefaultResolver::default())
 }
 
 /// A response from the internal API: its head for message 3 and its body for message 4.

@@ -21,3 +21,4 @@ mod rules;
 mod secret;
 mod streaming;
 mod tls;
+mod tls_roots;
