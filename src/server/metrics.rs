@@ -95,6 +95,9 @@ pub struct ClientView {
     pub connected_since: u64,
 }
 
+/// How many client ids [`Metrics::client`] remembers before forgetting those gone.
+pub const REMEMBERED_CLIENTS: usize = 1024;
+
 /// Every counter of the server.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -144,16 +147,22 @@ impl Metrics {
     }
 
     /// The counters of client `id`, and whether it was never seen before.
+    ///
+    /// Ids are remembered after their client left, to count its return as a reconnect,
+    /// but not without bound: clients get a new random id at every start by default, so
+    /// past [`REMEMBERED_CLIENTS`] the ids of clients with no connection left are
+    /// forgotten (a client whose connections hold its counters is never forgotten).
     pub fn client(&self, id: &Arc<str>) -> (Arc<ClientStats>, bool) {
         let mut clients = self.clients.lock();
-        match clients.get(id) {
-            Some(stats) => (stats.clone(), false),
-            None => {
-                let stats = Arc::new(ClientStats::default());
-                clients.insert(id.clone(), stats.clone());
-                (stats, true)
-            }
+        if let Some(stats) = clients.get(id) {
+            return (stats.clone(), false);
         }
+        if clients.len() >= REMEMBERED_CLIENTS {
+            clients.retain(|_, stats| Arc::strong_count(stats) > 1);
+        }
+        let stats = Arc::new(ClientStats::default());
+        clients.insert(id.clone(), stats.clone());
+        (stats, true)
     }
 
     /// Counts a registration. `fresh`: the client had no connection pooled, so a spell

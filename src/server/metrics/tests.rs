@@ -84,6 +84,30 @@ fn reconnects_count_only_a_known_client_coming_back() {
 }
 
 #[test]
+fn ids_of_gone_clients_are_forgotten_past_the_bound_but_not_live_ones() {
+    let metrics = Metrics::default();
+    let live: Arc<str> = "live".into();
+    let (held, _) = metrics.client(&live);
+    for n in 1..REMEMBERED_CLIENTS {
+        let _ = metrics.client(&format!("gone-{n}").into());
+    }
+    let (_, first) = metrics.client(&"gone-1".into());
+    assert!(!first, "remembered below the bound");
+    let (_, first) = metrics.client(&"new".into());
+    assert!(first);
+    assert_eq!(
+        metrics.clients.lock().len(),
+        2,
+        "the gone ones were forgotten"
+    );
+    let (again, first) = metrics.client(&live);
+    assert!(
+        !first && Arc::ptr_eq(&held, &again),
+        "a live client keeps its counters"
+    );
+}
+
+#[test]
 fn client_views_join_the_pool_and_the_counters() {
     let metrics = Metrics::default();
     let id: Arc<str> = "b\"c\\".into();
