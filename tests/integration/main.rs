@@ -22,3 +22,4 @@ mod rules;
 mod secret;
 mod streaming;
 mod tls;
+mod units;
