@@ -357,6 +357,18 @@ fn relays_over_both_servers_and_hides_the_rest() {
         served(b)
     );
 
+    // wsp's headers cross nginx untouched: X-PROXY-CLIENT picks the client, or none.
+    for (id, expected) in [
+        (CLIENT_ID, "hello world"),
+        ("nobody", "No client \"nobody\" connected"),
+    ] {
+        let request = deployment
+            .relay("GET", "/hello")
+            .header("X-PROXY-CLIENT", id);
+        let reply = deployment.send(request.body(()).expect("request"));
+        assert_eq!(reply.text().trim(), expected, "X-PROXY-CLIENT: {id}");
+    }
+
     // The plain health check answers, never the JSON listing client ids.
     let status = ureq::http::Request::builder()
         .uri(deployment.nginx.url("/status"))
