@@ -14,6 +14,7 @@ mod hostile_http;
 mod hostile_ws;
 mod observability;
 mod pools;
+mod proxy;
 mod reconnect;
 mod relay;
 mod routing;
