@@ -12,7 +12,7 @@
 //!
 //! `CONNECT` (a TLS tunnel, what `curl -x` sends for an `https://` URL) is answered 405:
 //! wsp relays HTTP requests, it does not carry raw bytes. Which requests come here is
-//! decided by the target's form, in [`super::route`].
+//! decided by the target's form, in `route()` (`server/mod.rs`).
 
 use std::time::Instant;
 
