@@ -4,7 +4,8 @@
 //! keeping a pool of WebSocket connections open. A caller sends any HTTP request to the
 //! server's `/request` endpoint with `X-PROXY-DESTINATION: http://internal-api/path`; the
 //! server relays it over one idle pooled WebSocket to a client, which performs it against
-//! the internal API and streams the response back.
+//! the internal API and streams the response back. The server is also a plain HTTP proxy
+//! (`curl -x`): a request in absolute form is relayed as `/request` relays one.
 //!
 //! ```text
 //! caller --HTTP--> wsp_server --WebSocket--> wsp_client --HTTP--> internal API
@@ -17,13 +18,14 @@
 //! socket → [`protocol`] (parse) → [`server::pool`] → [`server::relay`] → socket.
 //!
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
-//! - [`auth`]: caller authentication for `/request` (bearer tokens, basic-auth users).
+//! - [`auth`]: caller authentication for `/request` and proxy mode (bearer tokens,
+//!   basic-auth users).
 //! - [`buffer`]: the buffer bodies are copied through, sized to the body.
 //! - [`config`]: raw YAML and flags, validated once into immutable configs.
 //! - [`heap`]: giving freed heap memory back to the system.
 //! - [`poll`]: waiting for a socket to be readable without reading it.
 //! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
-//! - [`server`]: the public side: `/register`, `/request`, `/status`.
+//! - [`server`]: the public side: `/register`, `/request`, `/status`, proxy mode.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
 
 pub mod auth;

@@ -1,4 +1,5 @@
-//! The public side: one HTTP listener with `/register`, `/request` and `/status`.
+//! The public side: one HTTP listener with `/register`, `/request` and `/status`, and
+//! an HTTP proxy for requests in absolute form.
 //!
 //! tiny_http accepts connections and parses requests, each connection on a thread of its
 //! own, and calls [`handle`] on that thread for each request (no queue, no hand-off), which
@@ -12,6 +13,7 @@
 //!
 //! - [`register`]: `/register`, a client offers a WebSocket.
 //! - [`request`]: `/request`, checks and dispatch.
+//! - [`proxy`]: HTTP proxy mode, requests in absolute form, dispatched as `/request`'s.
 //! - [`relay`]: the exchange over one WebSocket.
 //! - [`respond`]: the relayed response, streamed to the caller.
 //! - [`pool`]: idle and busy connections per client.
@@ -21,6 +23,7 @@
 
 pub mod metrics;
 pub mod pool;
+pub mod proxy;
 pub mod register;
 pub mod relay;
 pub mod request;
@@ -246,8 +249,16 @@ fn handle(shared: &Shared, request: tiny_http::Request) {
     route(shared, request);
 }
 
-/// Sends a request to its handler by path.
+/// Sends a request to its handler: by the target's form first (an HTTP proxy's request
+/// names a host, not a path), then by path.
 fn route(shared: &Shared, request: tiny_http::Request) {
+    if proxy::is_proxy_target(request.url()) {
+        match request.method() {
+            tiny_http::Method::Connect => proxy::handle_connect(request),
+            _ => proxy::handle_proxy(shared, request),
+        }
+        return;
+    }
     let path = request
         .url()
         .split('?')

@@ -2,16 +2,19 @@
 //!
 //! Every refusal here is wsp's: status 526 and a one-line text, except a caller that
 //! fails [`crate::auth`] (401). What happens once a connection is found is
-//! [`super::relay`]'s job.
+//! [`super::relay`]'s job. [`dispatch`], everything after the destination is known, is
+//! shared with the HTTP proxy mode ([`super::proxy`]), which differs only in where the
+//! destination and the credentials are read ([`Style`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tiny_http::Request;
+use tiny_http::{HeaderField, Request};
 
 use super::pool::{AcquireError, Choice};
 use super::relay::{self, Outcome};
 use super::{text_response, Shared, STATUS_PROXY_ERROR};
+use crate::auth::Refused;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
 
@@ -26,24 +29,138 @@ pub const DESTINATION_HEADER: &str = "X-PROXY-DESTINATION";
 /// it, the least busy client does.
 pub const CLIENT_HEADER: &str = "X-PROXY-CLIENT";
 
-/// The caller's credentials when `auth` is configured; consumed here, never forwarded.
+/// The caller's credentials on `/request` when `auth` is configured; consumed here, never
+/// forwarded.
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
 
-/// Relays one `/request` call, answering the caller in every case.
-pub fn handle_request(shared: &Shared, mut request: Request) {
-    let arrival = Instant::now();
-    // Without `auth` (the default) the caller's headers are not even looked at.
-    if shared.config.auth.is_enabled() {
-        let credentials = super::request_header(&request, AUTHORIZATION_HEADER);
-        if let Err(refused) = shared.config.auth.check(credentials.as_deref()) {
-            log::info!("/request from {:?}: {refused}", request.remote_addr());
-            return unauthorized(shared, request, &refused.to_string());
+/// The caller's credentials in proxy mode (a hop-by-hop header: never forwarded).
+pub const PROXY_AUTHORIZATION_HEADER: &str = "Proxy-Authorization";
+
+/// The two ways of asking for a relay, which differ only in where the destination and
+/// the credentials are read and how a caller without credentials is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `/request` with `X-PROXY-DESTINATION`; credentials in `Authorization` (then not
+    /// forwarded), refused with 401 and `WWW-Authenticate`.
+    Endpoint,
+    /// An HTTP proxy request, the destination as its absolute-form target; credentials in
+    /// `Proxy-Authorization`, refused with 407 and `Proxy-Authenticate`. `Authorization`
+    /// is the internal API's and is forwarded; `X-PROXY-DESTINATION` is not.
+    Proxy,
+}
+
+impl Style {
+    /// What the log calls a request of this style.
+    fn name(self) -> &'static str {
+        match self {
+            Style::Endpoint => "/request",
+            Style::Proxy => "proxy request",
         }
     }
-    let head = match request_head(&request, shared.config.auth.is_enabled()) {
-        Ok(head) => head,
+
+    /// The header the caller's credentials are read from.
+    fn credentials_header(self) -> &'static str {
+        match self {
+            Style::Endpoint => AUTHORIZATION_HEADER,
+            Style::Proxy => PROXY_AUTHORIZATION_HEADER,
+        }
+    }
+
+    /// The status and challenge header of a refused caller (RFC 9110 §15.5.2, §15.5.8).
+    fn refusal(self) -> (u16, &'static str) {
+        match self {
+            Style::Endpoint => (401, "WWW-Authenticate"),
+            Style::Proxy => (407, "Proxy-Authenticate"),
+        }
+    }
+
+    /// True for a caller's header that is meant for wsp, not the internal API (beside
+    /// hop-by-hop ones and `Host`). `X-PROXY-DESTINATION` stays in a `/request` head, as
+    /// the Go server sends it (our client drops it); a proxy request has no use for it.
+    fn is_ours(self, field: &HeaderField, auth_enabled: bool) -> bool {
+        field.equiv(CLIENT_HEADER)
+            || match self {
+                Style::Endpoint => auth_enabled && field.equiv(AUTHORIZATION_HEADER),
+                Style::Proxy => field.equiv(DESTINATION_HEADER),
+            }
+    }
+}
+
+/// Why a destination URL is not relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadDestination {
+    /// Not an absolute URL.
+    Unparsable,
+    /// Another scheme than http or https.
+    Scheme,
+    /// `user:password@` in the URL: it would travel in the JSON head and the logs.
+    Credentials,
+    /// No host to call.
+    NoHost,
+}
+
+/// Relays one `/request` call, answering the caller in every case.
+pub fn handle_request(shared: &Shared, request: Request) {
+    let arrival = Instant::now();
+    let Some(request) = authenticate(shared, request, Style::Endpoint) else {
+        return;
+    };
+    let destination = match destination(&request) {
+        Ok(destination) => destination,
         Err(text) => return refuse(request, text),
     };
+    dispatch(shared, request, destination, Style::Endpoint, arrival);
+}
+
+/// The `X-PROXY-DESTINATION` value, checked, or the text of a 526 refusal.
+fn destination(request: &Request) -> Result<String, &'static str> {
+    let destination = super::request_header(request, DESTINATION_HEADER)
+        .filter(|d| !d.is_empty())
+        .ok_or("Missing X-PROXY-DESTINATION header")?;
+    check_destination(&destination).map_err(|bad| match bad {
+        BadDestination::Unparsable => "Unable to parse X-PROXY-DESTINATION header",
+        BadDestination::Scheme => "X-PROXY-DESTINATION must be an http:// or https:// URL",
+        BadDestination::Credentials => "X-PROXY-DESTINATION must not contain user:password@",
+        BadDestination::NoHost => "X-PROXY-DESTINATION has no host",
+    })?;
+    Ok(destination)
+}
+
+/// Gives the request back if its caller may use the relay (always, without `auth`);
+/// otherwise answers it 401 or 407 with the challenges, and gives nothing back.
+pub fn authenticate(shared: &Shared, request: Request, style: Style) -> Option<Request> {
+    // Without `auth` (the default) the caller's headers are not even looked at.
+    if !shared.config.auth.is_enabled() {
+        return Some(request);
+    }
+    let credentials = super::request_header(&request, style.credentials_header());
+    match shared.config.auth.check(credentials.as_deref()) {
+        Ok(()) => Some(request),
+        Err(refused) => {
+            let name = style.name();
+            log::info!("{name} from {:?}: {refused}", request.remote_addr());
+            unauthorized(shared, request, style, refused);
+            None
+        }
+    }
+}
+
+/// Relays a request whose destination is known and checked: the rules, the choice of a
+/// client, and the relay itself, retried over another connection when that is safe.
+/// `arrival` is when the request came.
+pub fn dispatch(
+    shared: &Shared,
+    mut request: Request,
+    destination: String,
+    style: Style,
+    arrival: Instant,
+) {
+    let head = request_head(
+        &request,
+        destination,
+        style,
+        shared.config.auth.is_enabled(),
+    );
     if let Err(e) = head.validate() {
         let text = format!("Bad request: {e}");
         let _ = request.respond(text_response(400, &text));
@@ -103,57 +220,57 @@ fn refuse(request: Request, text: &str) {
     let _ = request.respond(text_response(STATUS_PROXY_ERROR, text));
 }
 
-/// 401 with one `WWW-Authenticate` challenge per scheme the server accepts.
-fn unauthorized(shared: &Shared, request: Request, text: &str) {
-    let mut response = text_response(401, text);
+/// 401 or 407 with one challenge per scheme the server accepts.
+fn unauthorized(shared: &Shared, request: Request, style: Style, refused: Refused) {
+    let (status, challenge_header) = style.refusal();
+    let mut response = text_response(status, &refused.to_string());
     for challenge in shared.config.auth.challenges() {
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"WWW-Authenticate"[..], challenge) {
+        if let Ok(h) = tiny_http::Header::from_bytes(challenge_header.as_bytes(), challenge) {
             response.add_header(h);
         }
     }
     let _ = request.respond(response);
 }
 
-/// Message 1 for a caller's request, or the text of a 526 refusal. `Authorization` is
-/// left out when `auth_enabled` (the credentials were for us).
-fn request_head(request: &Request, auth_enabled: bool) -> Result<RequestHead, &'static str> {
-    let destination = super::request_header(request, DESTINATION_HEADER)
-        .filter(|d| !d.is_empty())
-        .ok_or("Missing X-PROXY-DESTINATION header")?;
-    check_destination(&destination)?;
-    Ok(RequestHead {
+/// Message 1 for a caller's request to `destination`.
+fn request_head(
+    request: &Request,
+    destination: String,
+    style: Style,
+    auth_enabled: bool,
+) -> RequestHead {
+    RequestHead {
         method: request.method().as_str().to_string(),
         url: destination,
         header: with_forwarded_for(
-            forwarded_headers(request, auth_enabled),
+            forwarded_headers(request, style, auth_enabled),
             request.remote_addr(),
         ),
         content_length: content_length(request),
-    })
+    }
 }
 
 /// Refuses a destination the client could not or should not call: not an absolute
 /// URL, another scheme than http(s), credentials in the URL (they would travel in the
 /// JSON head and the logs; send an `Authorization` header instead), or no host.
-fn check_destination(destination: &str) -> Result<(), &'static str> {
-    let url =
-        url::Url::parse(destination).map_err(|_| "Unable to parse X-PROXY-DESTINATION header")?;
+pub fn check_destination(destination: &str) -> Result<url::Url, BadDestination> {
+    let url = url::Url::parse(destination).map_err(|_| BadDestination::Unparsable)?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err("X-PROXY-DESTINATION must be an http:// or https:// URL");
+        return Err(BadDestination::Scheme);
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("X-PROXY-DESTINATION must not contain user:password@");
+        return Err(BadDestination::Credentials);
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("X-PROXY-DESTINATION has no host");
+        return Err(BadDestination::NoHost);
     }
-    Ok(())
+    Ok(url)
 }
 
 /// The caller's headers in Go's form, without `Host` (the client sets it from the URL),
-/// hop-by-hop headers, `X-PROXY-CLIENT` (ours; a Go client would pass it on), and
-/// `Authorization` when `auth_enabled`.
-fn forwarded_headers(request: &Request, auth_enabled: bool) -> Headers {
+/// hop-by-hop headers (`Proxy-Authorization` among them), and those meant for wsp
+/// ([`Style::is_ours`]).
+fn forwarded_headers(request: &Request, style: Style, auth_enabled: bool) -> Headers {
     let connection = request
         .headers()
         .iter()
@@ -164,9 +281,10 @@ fn forwarded_headers(request: &Request, auth_enabled: bool) -> Headers {
     for h in request.headers() {
         let name = h.field.as_str().as_str();
         // tiny_http answered any `Expect: 100-continue` itself.
-        let ours =
-            h.field.equiv(CLIENT_HEADER) || (auth_enabled && h.field.equiv(AUTHORIZATION_HEADER));
-        if ours || h.field.equiv("Host") || h.field.equiv("Expect") || is_hop_by_hop(name, &tokens)
+        if style.is_ours(&h.field, auth_enabled)
+            || h.field.equiv("Host")
+            || h.field.equiv("Expect")
+            || is_hop_by_hop(name, &tokens)
         {
             continue;
         }
@@ -204,24 +322,24 @@ fn with_forwarded_for(mut headers: Headers, caller: Option<&SocketAddr>) -> Head
 #[cfg(test)]
 mod tests {
     use super::check_destination;
+    use super::BadDestination::*;
 
     #[test]
     fn destinations_are_checked() {
         for ok in ["http://api:8080/x?y=1", "https://10.0.0.1/", "HTTP://Api/"] {
-            assert_eq!(check_destination(ok), Ok(()), "{ok}");
+            assert!(check_destination(ok).is_ok(), "{ok}");
         }
         let refused = [
-            ("/relative/path", "Unable to parse"),
-            ("api:8080/x", "must be an http"),
-            ("ftp://api/file", "must be an http"),
-            ("file:///etc/passwd", "must be an http"),
-            ("http://user:pw@api/", "must not contain user:password@"),
-            ("http://user@api/", "must not contain user:password@"),
-            ("http://", "Unable to parse"),
+            ("/relative/path", Unparsable),
+            ("api:8080/x", Scheme),
+            ("ftp://api/file", Scheme),
+            ("file:///etc/passwd", Scheme),
+            ("http://user:pw@api/", Credentials),
+            ("http://user@api/", Credentials),
+            ("http://", Unparsable),
         ];
         for (bad, why) in refused {
-            let got = check_destination(bad).err().unwrap_or_default();
-            assert!(got.contains(why), "{bad}: {got}");
+            assert_eq!(check_destination(bad).err(), Some(why), "{bad}");
         }
     }
 }

@@ -5,7 +5,7 @@
 //! WebSockets must cost the server no thread. The limits are tiny_http's (vendored, see
 //! `vendor/tiny_http/PATCHES.md`).
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,56 +25,6 @@ const SLOW_CUT_WITHIN: Duration = Duration::from_secs(HEADER_TIMEOUT.as_secs() +
 /// the thread pool keeps a few idle threads for a while.
 const THREAD_SLACK: u64 = 20;
 
-/// A raw answer: status code, headers (lower-case names) and a body framed by
-/// `Content-Length`.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads one answer framed by `Content-Length`.
-fn read_answer(reader: &mut impl BufRead) -> Answer {
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("status line");
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header line");
-        let Some((name, value)) = line.trim_end().split_once(':') else {
-            break;
-        };
-        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or_else(|| panic!("no Content-Length in {headers:?}"));
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).expect("body");
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
 /// A connection to `addr` whose reads give up after 20 s.
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
@@ -86,13 +36,13 @@ fn connect(addr: SocketAddr) -> TcpStream {
 
 /// Sends `request` on a new connection, reads one answer and checks that the server then
 /// closed the connection.
-fn refused(addr: SocketAddr, request: &[u8]) -> Answer {
+fn refused(addr: SocketAddr, request: &[u8]) -> Reply {
     let mut stream = connect(addr);
     // The server may stop reading and close before taking all of an oversized head: what
     // it answered is still there to read.
     let _ = stream.write_all(request);
     let mut reader = BufReader::new(stream);
-    let answer = read_answer(&mut reader);
+    let answer = read_reply(&mut reader);
     let mut rest = Vec::new();
     let end = reader.read_to_end(&mut rest);
     assert!(
@@ -108,7 +58,7 @@ fn refused(addr: SocketAddr, request: &[u8]) -> Answer {
 fn assert_refused(server: &Server, what: &str, request: &[u8], status: u16, text: &str) {
     let answer = refused(server.addr, request);
     assert_eq!(
-        (answer.status, answer.body.as_str()),
+        (answer.status, answer.text().as_str()),
         (status, format!("{text}\n").as_str()),
         "{what}"
     );
@@ -218,8 +168,8 @@ fn heads_at_the_limits_are_served() {
 
     let mut stream = connect(server.addr);
     stream.write_all(&request).expect("send");
-    let answer = read_answer(&mut BufReader::new(stream));
-    assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
+    let answer = read_reply(&mut BufReader::new(stream));
+    assert_eq!((answer.status, answer.text().as_str()), (200, "ok"));
 }
 
 #[test]
@@ -254,9 +204,9 @@ fn invalid_methods_and_control_characters_are_answered_400() {
         );
         let mut stream = connect(stack.server.addr);
         stream.write_all(request.as_bytes()).expect("send");
-        let answer = read_answer(&mut BufReader::new(&stream));
+        let answer = read_reply(&mut BufReader::new(&stream));
         assert_eq!(answer.status, 400, "{method} {header:?}: {answer:?}");
-        assert_eq!(answer.body, format!("Bad request: invalid head: {why}\n"));
+        assert_eq!(answer.text(), format!("Bad request: invalid head: {why}\n"));
     }
     assert_eq!(stack.relay("GET", "/hello", &[], None).status, 200);
 }
@@ -312,9 +262,9 @@ fn a_content_length_too_big_to_allocate_does_not_stop_the_server() {
     let mut stream = connect(server.addr);
     stream.write_all(request.as_bytes()).expect("send");
     let mut reader = BufReader::new(stream);
-    let answer = read_answer(&mut reader);
+    let answer = read_reply(&mut reader);
     assert_eq!(
-        (answer.status, answer.body.as_str()),
+        (answer.status, answer.text().as_str()),
         (526, "No proxy available\n")
     );
     drop(reader);
@@ -342,8 +292,8 @@ fn pipelined_requests_and_their_bodies_keep_their_order() {
     stream.write_all(pipeline.as_bytes()).expect("send");
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let answers: Vec<(u16, String)> = (0..3)
-        .map(|_| read_answer(&mut reader))
-        .map(|a| (a.status, a.body))
+        .map(|_| read_reply(&mut reader))
+        .map(|a| (a.status, a.text()))
         .collect();
     let expected = [(200, big), (200, "ok".into()), (200, "small".into())];
     assert_eq!(answers, expected);
@@ -351,7 +301,7 @@ fn pipelined_requests_and_their_bodies_keep_their_order() {
     // The same connection serves one more request, and closes when asked.
     let last = b"GET /nowhere HTTP/1.1\r\nHost: wsp\r\nConnection: close\r\n\r\n";
     stream.write_all(last).expect("send");
-    let answer = read_answer(&mut reader);
+    let answer = read_reply(&mut reader);
     assert_eq!(answer.status, 404);
     let mut rest = Vec::new();
     assert_eq!(reader.read_to_end(&mut rest).expect("read to the end"), 0);
@@ -576,7 +526,7 @@ fn an_idle_keep_alive_connection_is_closed_silently() {
     (&stream)
         .write_all(&status_request(&[]))
         .expect("send request");
-    let answer = read_answer(&mut reader);
+    let answer = read_reply(&mut reader);
     assert_eq!(answer.status, 200);
     let idle_since = Instant::now();
     let mut rest = Vec::new();

@@ -15,6 +15,7 @@ mod hostile_ws;
 mod nginx;
 mod observability;
 mod pools;
+mod proxy;
 mod reconnect;
 mod relay;
 mod routing;

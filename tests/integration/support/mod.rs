@@ -327,6 +327,39 @@ pub fn try_into_reply(response: ureq::http::Response<ureq::Body>) -> Result<Repl
     })
 }
 
+/// Reads one raw HTTP/1.1 answer framed by `Content-Length` (header names lower-cased),
+/// for tests that write their requests on a socket themselves.
+pub fn read_reply(reader: &mut impl BufRead) -> Reply {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let Some((name, value)) = line.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Content-Length in {headers:?}"));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// Polls until a GET of the upstream's `/hello` through the proxy answers 200: the client
 /// has registered at least one connection.
 pub fn wait_relay_ready(server: &Server, upstream: &TestApi) {
