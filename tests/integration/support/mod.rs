@@ -505,6 +505,15 @@ pub fn register_peer(
     let (mut ws, _) = tungstenite::client(request, stream).expect("handshake");
     ws.send(tungstenite::Message::Text(greeting.into()))
         .expect("greeting");
+    // Registered once the server lists the id (greetings are `<id>_<size>`): a request
+    // sent before that would find no connection.
+    let id = greeting.rsplit_once('_').map_or(greeting, |(id, _)| id);
+    let listed = format!("\"id\": \"{id}\"");
+    let status = format!("http://{}/status.json", server.addr);
+    poll(Duration::from_secs(10), || {
+        get(&status, &[]).text().contains(&listed).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{id} not registered within 10 s"));
     ws
 }
 
