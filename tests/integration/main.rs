@@ -19,5 +19,6 @@ mod relay;
 mod routing;
 mod rules;
 mod secret;
+mod server_tls;
 mod streaming;
 mod tls;
