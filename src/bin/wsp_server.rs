@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(server) => server,
         Err(e) => return cli::fail(e, 1),
     };
-    log::info!("listening on http://{}", server.local_addr());
+    log::info!("listening on {}://{}", server.scheme(), server.local_addr());
     let handle = server.shutdown_handle();
     cli::on_termination(move || handle.shutdown());
     server.run();

@@ -176,6 +176,12 @@ fn check_response(io: &mut BufReader<Stream>, key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `bytes` start like a TLS record (an alert or a handshake, TLS 1.0 to 1.3): what
+/// a TLS server answers to a plain HTTP request before it closes.
+fn is_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, 0..=0x04, ..])
+}
+
 /// The response head, up to and including the empty line, within the size limit.
 fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>, String> {
     let mut head = Vec::new();
@@ -186,6 +192,9 @@ fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>, String> {
         let n = limited
             .read_until(b'\n', &mut head)
             .map_err(|e| format!("reading handshake response: {e}"))?;
+        if n == 0 && is_tls_record(&head) {
+            return Err("the server answered in TLS: dial it with wss://".into());
+        }
         if n == 0 {
             return Err("connection closed during handshake".into());
         }

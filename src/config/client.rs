@@ -50,7 +50,7 @@ pub struct RawClientConfig {
     /// Ms that in-flight requests may take to finish on SIGTERM.
     pub shutdowntimeout: Option<u64>,
     /// PEM file of the CA(s) to trust for `wss://` targets and `https://` internal APIs,
-    /// instead of the built-in roots.
+    /// instead of the system's roots.
     pub cafile: Option<String>,
     /// Verify no TLS certificate at all (tests only).
     pub insecure: Option<bool>,
@@ -111,7 +111,7 @@ pub struct ClientFlags {
     #[argh(option)]
     pub shutdown_timeout: Option<u64>,
     /// PEM file of the CA(s) to trust for wss:// targets and https:// internal APIs,
-    /// instead of the built-in Mozilla roots (default none)
+    /// instead of the system's roots (default none)
     #[argh(option)]
     pub ca_file: Option<String>,
     /// verify no TLS certificate at all, of servers or internal APIs: for tests only
@@ -179,7 +179,7 @@ pub struct ClientConfig {
     /// On SIGTERM, how long in-flight requests may take to finish. Default 30000 ms.
     pub shutdown_timeout: Duration,
     /// PEM file whose certificates are the only roots TLS trusts (`wss://` targets,
-    /// `https://` internal APIs). Default none: Mozilla's roots, built in. Read when the
+    /// `https://` internal APIs). Default none: the system's roots. Read when the
     /// client starts.
     pub ca_file: Option<String>,
     /// Verify no certificate. Default false; for tests, warned about at every start.

@@ -18,7 +18,7 @@ pub mod client;
 pub mod secret_key;
 pub mod server;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod yaml;
 
 use std::fmt;
@@ -30,7 +30,7 @@ use crate::rules::RuleError;
 
 pub use client::{ClientConfig, ClientFlags, RawClientConfig};
 pub use secret_key::{Environment, MAX_KEY_FILE_BYTES, SECRET_KEY_ENV};
-pub use server::{RawServerConfig, ServerConfig, ServerFlags};
+pub use server::{RawServerConfig, ServerConfig, ServerFlags, TlsFiles};
 pub use yaml::{MAX_YAML_ALIAS_REPLAY, MAX_YAML_DEPTH, MAX_YAML_NODES};
 
 pub(crate) use yaml::parse_yaml;

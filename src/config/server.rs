@@ -45,6 +45,10 @@ pub struct RawServerConfig {
     pub whitelist: Option<Vec<RawRule>>,
     /// Bearer tokens and basic-auth users `/request` callers must present (not in wsp).
     pub auth: Option<RawAuth>,
+    /// PEM certificate chain: with `keyfile`, the server speaks HTTPS (not in wsp).
+    pub certfile: Option<String>,
+    /// PEM private key of `certfile`.
+    pub keyfile: Option<String>,
 }
 
 /// wsp_server: public side of a reverse HTTP proxy over WebSocket
@@ -97,6 +101,13 @@ pub struct ServerFlags {
     /// comes with Retry-After (default 526)
     #[argh(option)]
     pub busy_status: Option<u16>,
+    /// PEM file of the certificate chain (server certificate first): with --key-file,
+    /// the server speaks HTTPS and clients dial wss:// (default none: plain HTTP)
+    #[argh(option)]
+    pub cert_file: Option<String>,
+    /// PEM file of the --cert-file certificate's private key (PKCS #8, PKCS #1 or SEC1)
+    #[argh(option)]
+    pub key_file: Option<String>,
     /// log level: error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -119,6 +130,8 @@ impl Default for ServerFlags {
             ping_timeout: None,
             shutdown_timeout: None,
             busy_status: None,
+            cert_file: None,
+            key_file: None,
             log_level: "info".to_string(),
         }
     }
@@ -155,6 +168,19 @@ pub struct ServerConfig {
     /// Credentials `/request` callers must present. Default none (anyone may call, as
     /// in wsp).
     pub auth: Auth,
+    /// The certificate and key to serve HTTPS with (`certfile` / `keyfile`). Default
+    /// none: plain HTTP, as in wsp.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the server's certificate chain and private key, both given. They are
+/// read when the server starts (`server::tls::load`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain: the server's certificate first, then any intermediates.
+    pub cert_file: String,
+    /// Its private key: PKCS #8, PKCS #1 (RSA) or SEC1 (EC), not encrypted.
+    pub key_file: String,
 }
 
 impl Default for ServerConfig {
@@ -172,6 +198,7 @@ impl Default for ServerConfig {
             secret_key: Secret::default(),
             rules: RuleSet::default(),
             auth: Auth::default(),
+            tls: None,
         }
     }
 }
@@ -228,6 +255,10 @@ impl ServerConfig {
         apply_time_flags(&mut raw, &mut sources, flags);
         let busy = flags.busy_status.as_ref();
         sources.apply(&mut raw.busystatus, busy, ("busystatus", "--busy-status"));
+        let cert = flags.cert_file.as_ref();
+        sources.apply(&mut raw.certfile, cert, ("certfile", "--cert-file"));
+        let key = flags.key_file.as_ref();
+        sources.apply(&mut raw.keyfile, key, ("keyfile", "--key-file"));
         let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -251,6 +282,7 @@ impl ServerConfig {
         config.secret_key = choose_key(overrides.key, raw.secretkey, raw.secretkeyfile, sources)?;
         let (token_files, env) = (overrides.token_files, overrides.env);
         config.auth = super::auth::compile(raw.auth, token_files, sources, env)?;
+        config.tls = tls_files(raw.certfile, raw.keyfile, sources)?;
         config.host = raw.host.unwrap_or(config.host);
         config.port = raw.port.unwrap_or(config.port);
         config.busy_status = match raw.busystatus {
@@ -264,6 +296,29 @@ impl ServerConfig {
         let whitelist = raw.whitelist.unwrap_or_default();
         config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
         Ok(config)
+    }
+}
+
+/// `certfile` and `keyfile`: both or neither.
+fn tls_files(
+    cert: Option<String>,
+    key: Option<String>,
+    sources: &Sources,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(TlsFiles {
+            cert_file,
+            key_file,
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(sources.invalid(
+            "certfile",
+            "keyfile (--key-file) is missing: give both or neither",
+        )),
+        (None, Some(_)) => Err(sources.invalid(
+            "keyfile",
+            "certfile (--cert-file) is missing: give both or neither",
+        )),
     }
 }
 

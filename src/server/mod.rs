@@ -20,6 +20,7 @@
 //! - [`status`]: `/status`, `/status.json` and `/metrics`.
 //! - [`metrics`]: the counters behind them.
 //! - [`socket`]: the TCP socket behind a tiny_http connection.
+//! - [`tls`]: the certificate and key the server terminates TLS with, if configured.
 
 pub mod metrics;
 pub mod pool;
@@ -30,6 +31,7 @@ pub mod request;
 pub mod respond;
 pub mod socket;
 pub mod status;
+pub mod tls;
 
 use std::fmt;
 use std::io;
@@ -64,6 +66,8 @@ pub enum Error {
     Start(String),
     /// A registration was refused or failed.
     Register(String),
+    /// The TLS certificate or key could not be used.
+    Tls(tls::TlsError),
 }
 
 impl fmt::Display for Error {
@@ -72,6 +76,7 @@ impl fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Start(why) => write!(f, "cannot start HTTP server: {why}"),
             Error::Register(why) => write!(f, "registration refused: {why}"),
+            Error::Tls(why) => write!(f, "TLS set-up: {why}"),
         }
     }
 }
@@ -137,12 +142,23 @@ impl Server {
         Server::from_listener(listener, config)
     }
 
-    /// Serves on a listener bound by the caller (tests bind `127.0.0.1:0`).
+    /// Serves on a listener bound by the caller (tests bind `127.0.0.1:0`): HTTPS when the
+    /// config has a certificate and key, which are read here.
+    ///
+    /// # Errors
+    /// The listener's address unreadable, the TLS files unusable (the message names the
+    /// file), or tiny_http not starting.
     pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Result<Server, Error> {
         let addr = listener.local_addr().map_err(|source| Error::Bind {
             addr: "listener".into(),
             source,
         })?;
+        let ssl = match &config.tls {
+            Some(files) => Some(tiny_http::SslConfig {
+                rustls: tls::load(files).map_err(Error::Tls)?,
+            }),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             hub: Hub::new(config.ping_timeout),
             config,
@@ -155,7 +171,7 @@ impl Server {
             let shared = shared.clone();
             Arc::new(move |request| handle(&shared, request))
         };
-        let http = tiny_http::Server::from_listener_with_handler(listener, None, handler)
+        let http = tiny_http::Server::from_listener_with_handler(listener, ssl, handler)
             .map_err(|e| Error::Start(e.to_string()))?;
         let (stop_sender, stop) = bounded(0);
         Ok(Server {
@@ -170,6 +186,14 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` when the server terminates TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        match self.shared.config.tls {
+            Some(_) => "https",
+            None => "http",
+        }
     }
 
     /// A handle to stop [`Server::run`] from another thread.

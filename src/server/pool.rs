@@ -38,24 +38,29 @@ pub struct Connection {
     pub socket: Option<TcpStream>,
     /// Its client's counters, so that a request counts itself without a look-up.
     pub stats: Arc<ClientStats>,
+    /// Whether the WebSocket runs over TLS (the server's `certfile`): see
+    /// [`Connection::check`].
+    tls: bool,
     idle_since: Instant,
     /// When the client was last heard from: a frame read while idle, or registration.
     last_heard: Instant,
 }
 
 impl Connection {
-    /// A connection fresh from registration.
+    /// A connection fresh from registration; `tls` when it came over TLS.
     pub fn new(
         ws: WsConn<Stream>,
         client_id: Arc<str>,
         socket: Option<TcpStream>,
         stats: Arc<ClientStats>,
+        tls: bool,
     ) -> Self {
         Connection {
             ws,
             client_id,
             socket,
             stats,
+            tls,
             idle_since: Instant::now(),
             last_heard: Instant::now(),
         }
@@ -65,13 +70,24 @@ impl Connection {
     /// connection sat idle, spots a peer that closed or died, and one silent for longer
     /// than `ping_timeout` (it no longer answers our pings). Without a socket handle (see
     /// [`super::socket`]) it cannot look, and assumes so.
+    ///
+    /// Over TLS the socket alone cannot tell: rustls may hold records it already
+    /// decrypted (a ping or a close that came in the same read as the end of the last
+    /// exchange) while the socket is quiet. Looking only at the socket, such a frame would
+    /// wait for the next bytes to arrive: harmless for a ping (our own pings draw a pong
+    /// within `pinginterval`, which brings it out) but a closed connection would be handed
+    /// to a request. So a TLS connection is always read, without blocking: three system
+    /// calls instead of one, on a path that also decrypts and encrypts each request.
     fn check(&mut self, ping_timeout: Duration) -> Result<(), String> {
         let Some(socket) = &self.socket else {
             return Ok(());
         };
         // The common case, a quiet socket, costs one system call; reading it without
         // blocking would cost three.
-        if self.ws.has_buffered() || poll::readable(socket, Duration::ZERO).unwrap_or(true) {
+        let look = self.tls
+            || self.ws.has_buffered()
+            || poll::readable(socket, Duration::ZERO).unwrap_or(true);
+        if look {
             socket
                 .set_nonblocking(true)
                 .map_err(|e| format!("socket unusable: {e}"))?;

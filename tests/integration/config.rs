@@ -104,13 +104,13 @@ fn example_files_register_and_apply_both_sides_rules() {
 }
 
 /// Starts the server binary with exactly `args`, without waiting for it to listen.
-fn spawn_server(args: &[&str]) -> Proc {
+pub fn spawn_server(args: &[&str]) -> Proc {
     Proc::spawn(env!("CARGO_BIN_EXE_wsp_server"), args)
 }
 
 /// Expects `proc` to exit with an error on its own, without listening, and waits until one
 /// line of its log names every one of `needles`.
-fn assert_refused(proc: &mut Proc, needles: &[&str]) {
+pub fn assert_refused(proc: &mut Proc, needles: &[&str]) {
     let code = proc.wait_exit(FAIL_FAST);
     let log = || proc.log.lock().clone();
     assert!(

@@ -21,6 +21,7 @@ mod relay;
 mod routing;
 mod rules;
 mod secret;
+mod server_tls;
 mod streaming;
 mod tls;
 mod tls_roots;

@@ -475,3 +475,48 @@ fn busy_status_is_526_or_503() {
     let config = ServerConfig::from_flags_in(&flags, &Environment::default());
     assert_eq!(config.map(|c| c.busy_status).ok(), Some(503));
 }
+
+#[test]
+fn tls_files_load_from_keys_and_flags() {
+    assert_eq!(load("").tls, None);
+    let config = load("certfile : /etc/wsp/cert.pem\nkeyfile : /etc/wsp/key.pem\n");
+    let expected = TlsFiles {
+        cert_file: "/etc/wsp/cert.pem".into(),
+        key_file: "/etc/wsp/key.pem".into(),
+    };
+    assert_eq!(config.tls, Some(expected));
+    let flags = ServerFlags {
+        cert_file: Some("cert.pem".into()),
+        key_file: Some("key.pem".into()),
+        ..ServerFlags::default()
+    };
+    let config = ServerConfig::from_flags_in(&flags, &Environment::default()).expect("flags");
+    let files = config.tls.expect("TLS files");
+    assert_eq!(
+        (files.cert_file.as_str(), files.key_file.as_str()),
+        ("cert.pem", "key.pem")
+    );
+}
+
+#[test]
+fn tls_files_come_both_or_neither() {
+    assert_eq!(
+        error("certfile : cert.pem\n"),
+        "wsp_server.cfg: certfile: keyfile (--key-file) is missing: give both or neither"
+    );
+    assert_eq!(
+        error("keyfile : key.pem\n"),
+        "wsp_server.cfg: keyfile: certfile (--cert-file) is missing: give both or neither"
+    );
+    let flags = ServerFlags {
+        key_file: Some("key.pem".into()),
+        ..ServerFlags::default()
+    };
+    let msg = ServerConfig::from_flags_in(&flags, &Environment::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        "command line: --key-file: certfile (--cert-file) is missing: give both or neither"
+    );
+}

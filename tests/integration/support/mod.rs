@@ -151,11 +151,12 @@ impl Server {
         Server::from_proc(Proc::spawn(env!("CARGO_BIN_EXE_wsp_server"), &args))
     }
 
-    /// Waits until a started `wsp_server` listens, and reads its address from its log.
+    /// Waits until a started `wsp_server` listens, and reads its address from its log
+    /// (`listening on http://...`, or `https://` with a certificate).
     pub fn from_proc(proc: Proc) -> Server {
-        let line = proc.wait_log("listening on http://");
+        let line = proc.wait_log("listening on ");
         let addr = line
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));

@@ -91,9 +91,6 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
-
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
@@ -190,12 +187,14 @@ pub struct ServerConfig {
 }
 
 /// Configuration of the server for SSL.
+///
+/// wsp patch: the rustls configuration itself, built by the caller (certificate chain,
+/// key, crypto provider), instead of PEM bytes that tiny_http parsed (and panicked on).
 #[derive(Debug, Clone)]
 pub struct SslConfig {
-    /// Contains the public certificate to send to clients.
-    pub certificate: Vec<u8>,
-    /// Contains the ultra-secret private key used to decode communications.
-    pub private_key: Vec<u8>,
+    /// The rustls server configuration every connection is accepted with.
+    #[cfg(feature = "ssl-rustls")]
+    pub rustls: Arc<rustls::ServerConfig>,
 }
 
 impl Server {
@@ -212,7 +211,7 @@ impl Server {
     }
 
     /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+    #[cfg(feature = "ssl-rustls")]
     #[inline]
     pub fn https<A>(
         addr: A,
@@ -286,24 +285,18 @@ impl Server {
         };
 
         // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+        // wsp patch: rustls only (no OpenSSL), with the configuration the caller built
+        #[cfg(not(feature = "ssl-rustls"))]
         type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+        #[cfg(feature = "ssl-rustls")]
         type SslContext = crate::ssl::SslContextImpl;
         let ssl: Option<SslContext> = {
             match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                #[cfg(feature = "ssl-rustls")]
+                Some(config) => Some(SslContext::new(config.rustls)),
+                #[cfg(not(feature = "ssl-rustls"))]
                 Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
+                    "Building a server with SSL requires enabling the `ssl-rustls` feature in tiny-http"
                         .into(),
                 ),
                 None => None,
@@ -329,10 +322,14 @@ impl Server {
                         let socket = sock.tcp_handle();
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                            #[cfg(feature = "ssl-rustls")]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
                                 // if an error occurs, we just close the socket and resume listening
+                                // wsp patch: no I/O here: the handshake is made on the
+                                // connection's thread, at its first read or write, within
+                                // HEADER_TIMEOUT of now (src/ssl/rustls.rs); `socket`
+                                // above is the same TCP socket, for time-outs as with HTTP
                                 let sock = match ssl.accept(sock) {
                                     Ok(s) => s,
                                     Err(_) => continue,
@@ -340,7 +337,7 @@ impl Server {
 
                                 RefinedTcpStream::new(sock)
                             }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                            #[cfg(not(feature = "ssl-rustls"))]
                             Some(ref _ssl) => unreachable!(),
                         };
 

@@ -1,33 +1,65 @@
-use crate::connection::Connection;
-use crate::util::refined_tcp_stream::Stream as RefinedStream;
-use std::error::Error;
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::sync::{Arc, Mutex};
-use zeroize::Zeroizing;
+//! wsp patch: TLS with rustls 0.23 (upstream: rustls 0.20, PEM parsed here with
+//! rustls-pemfile, `expect()` on a bad key). See PATCHES.md, 12.
+//!
+//! - The caller builds the `rustls::ServerConfig` (certificates, key, crypto provider):
+//!   nothing is parsed here, and nothing here can panic on a bad file.
+//! - The handshake is made on the connection's thread at its first read or write (never
+//!   on the accept thread), and must end within [`HEADER_TIMEOUT`] of the accept: its
+//!   reads wait at most what is left of that, so a client trickling its handshake a byte
+//!   at a time is cut like one trickling its request head.
+//! - Reads and writes are done here on the `ServerConnection` rather than through
+//!   `rustls::StreamOwned`, whose `write` goes on to *read* the socket when a write would
+//!   block (and so doubles a write time-out) and, given nothing to write, reads instead.
+//!   Here a write only writes, a read only reads (once the handshake is done).
+//! - The reader and the writer halves share the stream behind a mutex. tiny_http (in wsp's
+//!   handler mode) and wsp use a connection from one thread at a time, so the lock is
+//!   never contended; a poisoned lock is an `io::Error`, not a panic.
+//! - A peer that closes without `close_notify` reads as an end of stream, as over TCP:
+//!   HTTP and WebSocket framing detect a truncation themselves.
+//! - Dropping the writer half sends `close_notify` (best effort, never waiting), so that
+//!   a close-delimited response is not mistaken for a truncated one.
 
-/// A wrapper around an owned Rustls connection and corresponding stream.
-///
-/// Uses an internal Mutex to permit disparate reader & writer threads to access the stream independently.
-pub(crate) struct RustlsStream(
-    Arc<Mutex<rustls::StreamOwned<rustls::ServerConnection, Connection>>>,
-);
+use crate::connection::Connection;
+use crate::limits::HEADER_TIMEOUT;
+use crate::util::refined_tcp_stream::Stream as RefinedStream;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A rustls server connection over an accepted socket, shared by the reader and writer
+/// halves of a tiny_http connection.
+pub(crate) struct RustlsStream(Arc<Mutex<Tls>>);
+
+struct Tls {
+    conn: rustls::ServerConnection,
+    sock: Connection,
+    /// When the handshake must be done by: [`HEADER_TIMEOUT`] after the accept.
+    handshake_deadline: Instant,
+    /// Set once the handshake failed: every later read or write fails at once, without
+    /// waiting on the socket again.
+    handshake_failed: bool,
+}
 
 impl RustlsStream {
-    pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
+    fn lock(&self) -> io::Result<MutexGuard<'_, Tls>> {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .peer_addr()
+            .map_err(|_| io::Error::other("TLS stream unusable: a thread panicked using it"))
     }
 
-    pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .shutdown(how)
+    pub(crate) fn peer_addr(&mut self) -> io::Result<Option<SocketAddr>> {
+        self.lock()?.sock.peer_addr()
+    }
+
+    /// Shuts the socket down; when the write side goes, `close_notify` is sent first if
+    /// the handshake was done.
+    pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        let mut tls = self.lock()?;
+        if how != Shutdown::Read && !tls.conn.is_handshaking() {
+            tls.close_notify();
+        }
+        tls.sock.shutdown(how)
     }
 }
 
@@ -38,78 +70,163 @@ impl Clone for RustlsStream {
 }
 
 impl Read for RustlsStream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .read(buf)
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.lock()?.read(buf)
     }
 }
 
 impl Write for RustlsStream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .write(buf)
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock()?.write(buf)
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .flush()
+    fn flush(&mut self) -> io::Result<()> {
+        let mut tls = self.lock()?;
+        tls.handshake()?;
+        tls.send_pending()?;
+        tls.sock.flush()
     }
 }
 
+impl Tls {
+    /// Plaintext from the peer: what rustls holds already, else the next records read
+    /// from the socket (waiting as the socket's time-out allows).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.handshake()?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                // No plaintext yet: read records below.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                // The TCP stream ended without close_notify: an end, as over TCP.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            // Anything rustls must answer (a key update) goes first.
+            self.send_pending()?;
+            self.read_records()?;
+        }
+    }
+
+    /// Encrypts `buf` and writes the records out, waiting as the socket's time-out allows.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.handshake()?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // What an earlier write left (its socket was full) goes first, so that rustls
+        // never buffers more than one write's records.
+        self.send_pending()?;
+        let n = self.conn.writer().write(buf)?;
+        self.send_pending()?;
+        Ok(n)
+    }
+
+    /// Reads once from the socket (an end of stream is recorded by rustls) and decrypts
+    /// what came. A bad record is an error, after the alert saying so is sent.
+    fn read_records(&mut self) -> io::Result<usize> {
+        let n = self.conn.read_tls(&mut self.sock)?;
+        if let Err(e) = self.conn.process_new_packets() {
+            let _ = self.send_pending();
+            return Err(io::Error::new(ErrorKind::InvalidData, e));
+        }
+        Ok(n)
+    }
+
+    /// Writes out every record rustls has queued.
+    fn send_pending(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.sock)? == 0 {
+                return Err(ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the handshake if it is not done yet, by its deadline: each read waits
+    /// at most what is left of it (the socket's own read time-out is put back after).
+    fn handshake(&mut self) -> io::Result<()> {
+        if !self.conn.is_handshaking() {
+            return Ok(());
+        }
+        if self.handshake_failed {
+            return Err(io::Error::new(ErrorKind::NotConnected, "TLS handshake failed"));
+        }
+        let previous = self.sock.read_timeout()?;
+        let result = self.drive_handshake();
+        let restored = self.sock.set_read_timeout(previous);
+        self.handshake_failed = result.is_err();
+        result.and(restored)
+    }
+
+    fn drive_handshake(&mut self) -> io::Result<()> {
+        while self.conn.is_handshaking() {
+            self.send_pending()?;
+            let left = self
+                .handshake_deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(|| {
+                    let why = format!(
+                        "TLS handshake not done within {} s",
+                        HEADER_TIMEOUT.as_secs()
+                    );
+                    io::Error::new(ErrorKind::TimedOut, why)
+                })?;
+            self.sock.set_read_timeout(Some(left))?;
+            if self.read_records().map_err(handshake_error)? == 0 {
+                let why = "peer closed the connection during the TLS handshake";
+                return Err(io::Error::new(ErrorKind::UnexpectedEof, why));
+            }
+        }
+        // The server's last flight (and TLS 1.3 session tickets).
+        self.send_pending()
+    }
+
+    /// Best effort: queues close_notify and writes it without waiting (the socket is
+    /// being shut down: a peer that reads nothing must not hold the thread here).
+    fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+        if self.sock.set_nonblocking(true).is_ok() {
+            let _ = self.conn.write_tls(&mut self.sock);
+            let _ = self.sock.set_nonblocking(false);
+        }
+    }
+}
+
+/// A handshake that failed says so; a time-out stays a time-out (`WouldBlock`), for
+/// tiny_http to count it as one.
+fn handshake_error(e: io::Error) -> io::Error {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => e,
+        kind => io::Error::new(kind, format!("TLS handshake: {e}")),
+    }
+}
+
+/// The rustls configuration every accepted connection starts from.
 pub(crate) struct RustlsContext(Arc<rustls::ServerConfig>);
 
 impl RustlsContext {
-    pub(crate) fn from_pem(
-        certificates: Vec<u8>,
-        private_key: Zeroizing<Vec<u8>>,
-    ) -> Result<Self, Box<dyn Error + Send + Sync>> {
-        let certificate_chain: Vec<rustls::Certificate> =
-            rustls_pemfile::certs(&mut certificates.as_slice())?
-                .into_iter()
-                .map(|bytes| rustls::Certificate(bytes))
-                .collect();
-
-        if certificate_chain.is_empty() {
-            return Err("Couldn't extract certificate chain from config.".into());
-        }
-
-        let private_key = rustls::PrivateKey({
-            let pkcs8_keys = rustls_pemfile::pkcs8_private_keys(
-                &mut private_key.clone().as_slice(),
-            )
-            .expect("file contains invalid pkcs8 private key (encrypted keys are not supported)");
-
-            if let Some(pkcs8_key) = pkcs8_keys.first() {
-                pkcs8_key.clone()
-            } else {
-                let rsa_keys = rustls_pemfile::rsa_private_keys(&mut private_key.as_slice())
-                    .expect("file contains invalid rsa private key");
-                rsa_keys[0].clone()
-            }
-        });
-
-        let tls_conf = rustls::ServerConfig::builder()
-            .with_safe_defaults()
-            .with_no_client_auth()
-            .with_single_cert(certificate_chain, private_key)?;
-
-        Ok(Self(Arc::new(tls_conf)))
+    pub(crate) fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        Self(config)
     }
 
+    /// Wraps an accepted socket; no I/O (the handshake is made at the first read or
+    /// write), so the accept thread never waits on a client.
     pub(crate) fn accept(
         &self,
-        stream: Connection,
-    ) -> Result<RustlsStream, Box<dyn Error + Send + Sync + 'static>> {
-        let connection = rustls::ServerConnection::new(self.0.clone())?;
-        Ok(RustlsStream(Arc::new(Mutex::new(
-            rustls::StreamOwned::new(connection, stream),
-        ))))
+        sock: Connection,
+    ) -> Result<RustlsStream, Box<dyn std::error::Error + Send + Sync + 'static>> {
+        let conn = rustls::ServerConnection::new(self.0.clone())?;
+        Ok(RustlsStream(Arc::new(Mutex::new(Tls {
+            conn,
+            sock,
+            handshake_deadline: Instant::now() + HEADER_TIMEOUT,
+            handshake_failed: false,
+        }))))
     }
 }
 

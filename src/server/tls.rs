@@ -1,0 +1,150 @@
+//! The server's own TLS: the certificate chain and key of `certfile` / `keyfile`, loaded
+//! once at start into the rustls configuration every connection is accepted with.
+//!
+//! The files are parsed here (PEM, with `rustls-pki-types`, as the client's `cafile`),
+//! so that a bad one stops the server with a message naming it; the vendored tiny_http
+//! gets the finished `rustls::ServerConfig` and only runs connections over it (see
+//! `vendor/tiny_http/src/ssl/rustls.rs` for the handshake's time limit and the stream).
+//! rustls with the ring provider, as on the client: no OpenSSL.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::crypto;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use crate::config::TlsFiles;
+
+/// Why the TLS files could not be used; the message names the file.
+#[derive(Debug)]
+pub struct TlsError(String);
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// Reads both files and builds the rustls configuration: TLS 1.2 and 1.3, no client
+/// certificates.
+///
+/// # Errors
+/// A file unreadable, without a certificate (or key), or bad PEM; a key rustls cannot
+/// use; a key that is not the certificate's.
+pub fn load(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = load_chain(&files.cert_file)?;
+    let key = load_key(&files.key_file)?;
+    let provider = Arc::new(crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(format!("no usable TLS version: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            TlsError(format!(
+                "certfile {} and keyfile {} cannot be used together: {e}",
+                files.cert_file, files.key_file
+            ))
+        })?;
+    Ok(Arc::new(config))
+}
+
+fn read(path: &str, what: &str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError(format!("reading {what} {path}: {e}")))
+}
+
+/// Every certificate of the file, in order; at least one.
+fn load_chain(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path, "certfile")?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError(format!("certfile {path}: bad PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(TlsError(format!(
+            "certfile {path}: no CERTIFICATE in it (expected PEM, the server's certificate first)"
+        )));
+    }
+    Ok(chain)
+}
+
+/// The file's first private key.
+fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path, "keyfile")?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError(format!(
+            "keyfile {path}: no private key in it (expected PEM: PRIVATE KEY, \
+             RSA PRIVATE KEY or EC PRIVATE KEY; an encrypted key is not supported)"
+        )),
+        e => TlsError(format!("keyfile {path}: bad PEM: {e}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::TempFile;
+
+    fn cert_and_key() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn load(cert: &str, key: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+        let (cert, key) = (
+            TempFile::new("cert.pem", cert),
+            TempFile::new("key.pem", key),
+        );
+        let files = TlsFiles {
+            cert_file: cert.path().to_string(),
+            key_file: key.path().to_string(),
+        };
+        super::load(&files).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_matching_certificate_and_key_load() {
+        let (cert, key) = cert_and_key();
+        assert!(load(&cert, &key).is_ok());
+    }
+
+    #[test]
+    fn each_bad_file_is_named_with_its_problem() {
+        let (cert, key) = cert_and_key();
+        let (_, other_key) = cert_and_key();
+        let msg = load("garbage\n", &key).unwrap_err();
+        assert!(
+            msg.starts_with("certfile ") && msg.contains("no CERTIFICATE"),
+            "{msg}"
+        );
+        let msg = load(&cert, "garbage\n").unwrap_err();
+        assert!(
+            msg.starts_with("keyfile ") && msg.contains("no private key"),
+            "{msg}"
+        );
+        // The certificate where the key should be: no key in it.
+        let msg = load(&cert, &cert).unwrap_err();
+        assert!(msg.contains("no private key"), "{msg}");
+        let msg = load(&cert, &other_key).unwrap_err();
+        assert!(
+            msg.contains("cannot be used together") && msg.contains("KeyMismatch"),
+            "{msg}"
+        );
+        let truncated = &cert[..cert.len() / 2];
+        let msg = load(truncated, &key).unwrap_err();
+        assert!(msg.contains("bad PEM"), "{msg}");
+        let files = TlsFiles {
+            cert_file: "/nonexistent/cert.pem".into(),
+            key_file: "/nonexistent/key.pem".into(),
+        };
+        let msg = super::load(&files).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("reading certfile /nonexistent/cert.pem: "),
+            "{msg}"
+        );
+    }
+}
