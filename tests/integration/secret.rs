@@ -70,14 +70,7 @@ fn assert_hidden(proc: &Proc, key: &str, name: &str) {
 fn relay_and_check(server: &Server, client: &Proc) {
     let upstream = upstream();
     wait_relay_ready(server, &upstream);
-    let reply = relay(
-        server,
-        "GET",
-        &format!("http://{}/hello", upstream.addr()),
-        &[],
-        None,
-    );
-    assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
+    assert_hello(server, &upstream);
     // Both run at debug level: their per-request lines (the server's access log) are
     // there, the key is not.
     server.proc.wait_log("/hello 200 ");

@@ -15,18 +15,6 @@ fn start_wss_client(front: &TlsFront, host: &str, extra: &[&str]) -> Proc {
     start_client_raw(&args)
 }
 
-/// GET /hello of `upstream` through `server` answers 200 "hello world".
-fn assert_hello(server: &Server, upstream: &TestApi) {
-    let reply = relay(
-        server,
-        "GET",
-        &format!("http://{}/hello", upstream.addr()),
-        &[],
-        None,
-    );
-    assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
-}
-
 #[test]
 fn wss_with_the_ca_file_relays() {
     let pki = Pki::new();

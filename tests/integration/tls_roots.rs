@@ -34,9 +34,7 @@ fn the_system_roots_are_trusted_by_default() {
     let client = client_with_system_roots(&front, Some(pki.ca_path()));
     client.wait_log("trusting 1 system CA certificates");
     wait_relay_ready(&server, &upstream);
-    let destination = format!("http://{}/hello", upstream.addr());
-    let reply = relay(&server, "GET", &destination, &[], None);
-    assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
+    assert_hello(&server, &upstream);
 }
 
 #[test]

@@ -202,6 +202,13 @@ pub fn start_client_raw(args: &[&str]) -> Proc {
     Proc::spawn(env!("CARGO_BIN_EXE_wsp_client"), &args)
 }
 
+/// GET /hello of `upstream` relayed through `server` answers 200 "hello world".
+pub fn assert_hello(server: &Server, upstream: &TestApi) {
+    let destination = format!("http://{}/hello", upstream.addr());
+    let reply = relay(server, "GET", &destination, &[], None);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
+}
+
 /// Starts the test API in-process on an ephemeral port.
 /// A test API, a server started with `server_flags` and two clients `a` and `b` at debug
 /// level with `client_flags`, both registered before it returns.
