@@ -2,7 +2,7 @@
 //! an HTTP proxy for requests in absolute form.
 //!
 //! tiny_http accepts connections and parses requests, each connection on a thread of its
-//! own, and calls [`handle`] on that thread for each request (no queue, no hand-off), which
+//! own, and calls `handle` on that thread for each request (no queue, no hand-off), which
 //! runs one of the handlers below to the end. Shared state
 //! is the immutable [`ServerConfig`] and the [`pool::Hub`] of registered connections. A
 //! housekeeping thread pings idle connections and closes those beyond the pool sizes.
@@ -17,11 +17,13 @@
 //! - [`relay`]: the exchange over one WebSocket.
 //! - [`respond`]: the relayed response, streamed to the caller.
 //! - [`pool`]: idle and busy connections per client.
+//! - [`connection`]: one registered WebSocket and its liveness checks.
 //! - [`status`]: `/status`, `/status.json` and `/metrics`.
 //! - [`metrics`]: the counters behind them.
 //! - [`socket`]: the TCP socket behind a tiny_http connection.
 //! - [`tls`]: the certificate and key the server terminates TLS with, if configured.
 
+pub mod connection;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

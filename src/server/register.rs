@@ -10,7 +10,7 @@ use std::time::Duration;
 use tiny_http::{Header, Request, Response};
 use tungstenite::handshake::derive_accept_key;
 
-use super::pool::Connection;
+use super::connection::{Connection, Stream};
 use super::{request_header as header, socket, text_response, Error, Shared, STATUS_PROXY_ERROR};
 use crate::protocol::greeting::MAX_GREETING_LEN;
 use crate::protocol::{Greeting, Role, WsConn};
@@ -74,7 +74,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     Ok(())
 }
 
-fn read_greeting(ws: &mut WsConn<super::pool::Stream>) -> Result<Greeting, crate::protocol::Error> {
+fn read_greeting(ws: &mut WsConn<Stream>) -> Result<Greeting, crate::protocol::Error> {
     let text = ws.read_any_text(MAX_GREETING_LEN, "a greeting")?;
     Greeting::parse(&text)
 }

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{HTTPVersion, Method, Request};
 
+use super::connection::Stream;
 use super::metrics::{ClientStats, Exchange};
-use super::pool::{Lease, Stream};
+use super::pool::Lease;
 use super::respond::{self, SendError, Sent};
 use super::{socket, text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
