@@ -35,6 +35,7 @@ pub mod client;
 pub mod config;
 pub mod headers;
 pub mod heap;
+pub mod pem;
 pub mod poll;
 pub mod protocol;
 pub mod rules;

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{self, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use ureq::tls::{RootCerts, TlsConfig};
@@ -120,13 +119,7 @@ fn tls_error(why: String) -> Error {
 /// Every certificate of a PEM file; at least one, and each usable as a root (the
 /// operator named them: one that cannot be used is a mistake to report, not to skip).
 fn load_pem(path: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let pem = std::fs::read(path).map_err(|e| tls_error(format!("reading {path}: {e}")))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_error(format!("{path}: bad PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(tls_error(format!("{path}: no CERTIFICATE in it")));
-    }
+    let certs = crate::pem::certificates(path, path).map_err(tls_error)?;
     for (n, cert) in certs.iter().enumerate() {
         RootCertStore::empty().add(cert.clone()).map_err(|e| {
             tls_error(format!(
@@ -219,12 +212,7 @@ impl ServerCertVerifier for NoVerification {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(name: &str, text: &str) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("wsp-tls-{}-{name}", std::process::id()));
-        std::fs::write(&path, text).expect("temporary file");
-        path
-    }
+    use crate::config::testing::TempFile;
 
     fn error(ca_file: &str) -> String {
         match Tls::new(Some(ca_file), false) {
@@ -237,12 +225,12 @@ mod tests {
     fn a_bad_ca_file_is_refused_with_its_name_and_the_problem() {
         let missing = error("/nonexistent/ca.pem");
         assert!(missing.contains("reading /nonexistent/ca.pem"), "{missing}");
-        let empty = file("empty.pem", "no PEM here\n");
-        let text = error(empty.to_str().expect("path"));
+        let empty = TempFile::new("empty.pem", "no PEM here\n");
+        let text = error(empty.path());
         assert!(text.contains("no CERTIFICATE in it"), "{text}");
         let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        let garbage = file("garbage.pem", garbage);
-        let text = error(garbage.to_str().expect("path"));
+        let garbage = TempFile::new("garbage.pem", garbage);
+        let text = error(garbage.path());
         assert!(text.contains("unusable as a CA"), "{text}");
     }
 }

@@ -11,8 +11,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use rustls::crypto;
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::pem::{self as pem_types, PemObject};
+use rustls::pki_types::PrivateKeyDer;
+
+use crate::pem;
 
 pub use crate::config::TlsFiles;
 
@@ -35,7 +37,8 @@ impl std::error::Error for TlsError {}
 /// A file unreadable, without a certificate (or key), or bad PEM; a key rustls cannot
 /// use; a key that is not the certificate's.
 pub fn load(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let chain = load_chain(&files.cert_file)?;
+    let path = &files.cert_file;
+    let chain = pem::certificates(path, &format!("certfile {path}")).map_err(TlsError)?;
     let key = load_key(&files.key_file)?;
     let provider = Arc::new(crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -52,29 +55,11 @@ pub fn load(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-fn read(path: &str, what: &str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError(format!("reading {what} {path}: {e}")))
-}
-
-/// Every certificate of the file, in order; at least one.
-fn load_chain(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path, "certfile")?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError(format!("certfile {path}: bad PEM: {e}")))?;
-    if chain.is_empty() {
-        return Err(TlsError(format!(
-            "certfile {path}: no CERTIFICATE in it (expected PEM, the server's certificate first)"
-        )));
-    }
-    Ok(chain)
-}
-
 /// The file's first private key.
 fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path, "keyfile")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        pem::Error::NoItemsFound => TlsError(format!(
+    let bytes = pem::read(path, &format!("keyfile {path}")).map_err(TlsError)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        pem_types::Error::NoItemsFound => TlsError(format!(
             "keyfile {path}: no private key in it (expected PEM: PRIVATE KEY, \
              RSA PRIVATE KEY or EC PRIVATE KEY; an encrypted key is not supported)"
         )),
