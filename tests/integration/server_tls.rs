@@ -82,6 +82,34 @@ fn wait_https_ready(agent: &ureq::Agent, server: &Server, upstream: &TestApi) {
     .unwrap_or_else(|| panic!("never ready over TLS; log:\n{}", server.proc.log.lock()));
 }
 
+/// A TLS server with a `wss://` client registered and relaying, and a caller trusting
+/// the CA: what the tests of working TLS start from.
+struct TlsStack {
+    pki: Pki,
+    upstream: TestApi,
+    server: Server,
+    _client: Proc,
+    agent: ureq::Agent,
+}
+
+impl TlsStack {
+    fn start() -> TlsStack {
+        let pki = Pki::new();
+        let upstream = upstream();
+        let server = tls_server(&pki, &[]);
+        let client = wss_client(&server, &pki);
+        let agent = https_caller(&pki);
+        wait_https_ready(&agent, &server, &upstream);
+        TlsStack {
+            pki,
+            upstream,
+            server,
+            _client: client,
+            agent,
+        }
+    }
+}
+
 /// A rustls client stream to `addr` trusting `ca`, for raw HTTP/1.1 over TLS.
 fn raw_tls(addr: SocketAddr, ca: &Pki) -> StreamOwned<ClientConnection, TcpStream> {
     let mut roots = RootCertStore::empty();
@@ -103,22 +131,18 @@ fn raw_tls(addr: SocketAddr, ca: &Pki) -> StreamOwned<ClientConnection, TcpStrea
 
 #[test]
 fn wss_client_and_https_callers_relay_through_the_tls_server() {
-    let pki = Pki::new();
-    let upstream = upstream();
-    let server = tls_server(&pki, &[]);
-    let _client = wss_client(&server, &pki);
-    let agent = https_caller(&pki);
-    wait_https_ready(&agent, &server, &upstream);
+    let stack = TlsStack::start();
+    let (upstream, server, agent) = (&stack.upstream, &stack.server, &stack.agent);
     let hello = format!("http://{}/hello", upstream.addr());
-    let reply = relay_https(&agent, &server, &hello).expect("relay over TLS");
+    let reply = relay_https(agent, server, &hello).expect("relay over TLS");
     assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
 
-    let status = try_into_reply(agent.get(https(&server, "/status")).call().unwrap()).unwrap();
+    let status = try_into_reply(agent.get(https(server, "/status")).call().unwrap()).unwrap();
     assert_eq!((status.status, status.text().trim()), (200, "ok"));
-    let json = agent.get(https(&server, "/status.json")).call().unwrap();
+    let json = agent.get(https(server, "/status.json")).call().unwrap();
     let json = try_into_reply(json).unwrap().text();
     assert!(json.contains("\"idle\""), "{json}");
-    let metrics = agent.get(https(&server, "/metrics")).call().unwrap();
+    let metrics = agent.get(https(server, "/metrics")).call().unwrap();
     assert!(try_into_reply(metrics)
         .unwrap()
         .text()
@@ -127,12 +151,9 @@ fn wss_client_and_https_callers_relay_through_the_tls_server() {
 
 #[test]
 fn a_tls_caller_connection_is_kept_alive_and_closed_cleanly() {
-    let pki = Pki::new();
-    let upstream = upstream();
-    let server = tls_server(&pki, &[]);
-    let _client = wss_client(&server, &pki);
-    wait_https_ready(&https_caller(&pki), &server, &upstream);
-    let mut tls = raw_tls(server.addr, &pki);
+    let stack = TlsStack::start();
+    let (pki, upstream, server) = (&stack.pki, &stack.upstream, &stack.server);
+    let mut tls = raw_tls(server.addr, pki);
     let destination = format!("http://{}/hello", upstream.addr());
     // Three requests on one TLS connection; the last asks to close it.
     let requests: String = ["keep-alive", "keep-alive", "close"]
@@ -156,16 +177,12 @@ fn a_tls_caller_connection_is_kept_alive_and_closed_cleanly() {
 #[test]
 fn megabytes_stream_both_ways_through_the_tls_server() {
     const LEN: u64 = 8 << 20;
-    let pki = Pki::new();
-    let upstream = upstream();
-    let server = tls_server(&pki, &[]);
-    let _client = wss_client(&server, &pki);
-    let agent = https_caller(&pki);
-    wait_https_ready(&agent, &server, &upstream);
+    let stack = TlsStack::start();
+    let (upstream, server, agent) = (&stack.upstream, &stack.server, &stack.agent);
 
     let mut body = PatternReader::new(LEN);
     let response = agent
-        .post(https(&server, "/request"))
+        .post(https(server, "/request"))
         .header(
             "X-PROXY-DESTINATION",
             format!("http://{}/upload-count", upstream.addr()),
@@ -185,7 +202,7 @@ fn megabytes_stream_both_ways_through_the_tls_server() {
     for chunked in ["0", "1"] {
         let destination = format!("http://{}/bytes?n={LEN}&chunked={chunked}", upstream.addr());
         let response = agent
-            .get(https(&server, "/request"))
+            .get(https(server, "/request"))
             .header("X-PROXY-DESTINATION", destination)
             .call()
             .expect("download over TLS");
