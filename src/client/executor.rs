@@ -103,7 +103,7 @@ pub fn execute(agent: &Agent, head: &RequestHead, body: &mut dyn Read) -> Result
         Err(e) => return Err(fail(&e)),
     };
     let (parts, body) = response.into_parts();
-    let header = response_headers(&parts.headers);
+    let header = response_headers(&parts.headers).map_err(|e| fail(&e))?;
     let content_length = crate::headers::first(&header, "Content-Length")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1);
@@ -181,7 +181,12 @@ fn request_builder(head: &RequestHead) -> Result<(http::request::Builder, bool),
 }
 
 /// Response headers in Go's form, without hop-by-hop ones.
-fn response_headers(headers: &http::HeaderMap) -> Headers {
+///
+/// # Errors
+/// A value that is not UTF-8 (Latin-1 bytes, RFC 9110's obsolete `obs-text`): the wire
+/// carries values as JSON text, which cannot hold it as it is, and a header silently
+/// dropped or altered would be worse than an answer that says why.
+fn response_headers(headers: &http::HeaderMap) -> Result<Headers, String> {
     let tokens = connection_tokens(
         headers
             .get_all(http::header::CONNECTION)
@@ -193,14 +198,18 @@ fn response_headers(headers: &http::HeaderMap) -> Headers {
         if is_hop_by_hop(name.as_str(), &tokens) {
             continue;
         }
-        // Values are bytes; non-UTF-8 ones cannot travel in JSON text.
-        let Ok(value) = value.to_str() else {
-            log::debug!("dropping non-ASCII response header {name}");
-            continue;
-        };
+        let value = std::str::from_utf8(value.as_bytes()).map_err(|e| {
+            let at = e.valid_up_to();
+            let byte = value.as_bytes().get(at).copied().unwrap_or_default();
+            format!(
+                "the response header {} is not UTF-8 (byte 0x{byte:02X} at {at}); \
+                 wsp relays header values as UTF-8 text only",
+                canonical_key(name.as_str())
+            )
+        })?;
         out.entry(canonical_key(name.as_str()))
             .or_default()
             .push(value.to_string());
     }
-    out
+    Ok(out)
 }

@@ -280,10 +280,11 @@ fn forwarded_headers(request: &Request, style: Style, auth_enabled: bool) -> Hea
     let mut headers = Headers::new();
     for h in request.headers() {
         let name = h.field.as_str().as_str();
-        // tiny_http answered any `Expect: 100-continue` itself.
+        // `Expect: 100-continue` goes on: tiny_http answered the caller's, and the client
+        // asks the internal API the same before sending it the body, so an API that turns
+        // an upload down early (401, 413) still can.
         if style.is_ours(&h.field, auth_enabled)
             || h.field.equiv("Host")
-            || h.field.equiv("Expect")
             || is_hop_by_hop(name, &tokens)
         {
             continue;

@@ -95,8 +95,9 @@ pub fn send(
     let ended = first.is_some_and(|piece| piece.is_empty());
     match first {
         Some(piece) if !piece.is_empty() => write_piece(out, piece, chunked)?,
-        Some(_) => {}
-        None => out.flush().map_err(SendError::Caller)?,
+        // The head alone (a body already ended, or still to come) must reach the caller
+        // now: a `Content-Length: 0` answer is nothing but its head.
+        _ => out.flush().map_err(SendError::Caller)?,
     }
     if !ended {
         copy_body(out, body, chunked, &mut buffer)?;

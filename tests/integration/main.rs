@@ -25,4 +25,5 @@ mod server_tls;
 mod streaming;
 mod tls;
 mod tls_roots;
+mod transparency;
 mod units;

@@ -204,6 +204,17 @@ where
     W: Write + Send,
 {
     fn drop(&mut self) {
+        // wsp patch: a response ends when its writer is dropped, so whatever it left in
+        // the connection's buffer goes out now. Upstream flushed only when the next
+        // response wrote, or the connection closed: a handler that wrote a whole response
+        // through `Request::into_writer` without a last `flush` (a `Content-Length: 0`
+        // answer is all head) left a keep-alive caller waiting for it forever. A writer
+        // whose turn never came wrote nothing, and has nothing to flush.
+        if self.trigger.is_none() {
+            if let Ok(mut writer) = self.writer.lock() {
+                let _ = writer.flush();
+            }
+        }
         self.on_finish.send(()).ok();
     }
 }
