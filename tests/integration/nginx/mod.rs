@@ -5,7 +5,7 @@
 //! upstream addresses) in its directive lines; nginx runs from a temporary prefix on an
 //! ephemeral port. Without nginx installed, these tests fail (saying how to install it).
 
-mod run;
+pub mod run;
 
 use std::time::Duration;
 

@@ -105,13 +105,20 @@ impl Nginx {
     /// Starts nginx with the example for servers `a` and `b`, on a free port of 127.0.0.1:
     /// one found by binding `:0`, tried again with another should something take it first.
     pub fn start(a: SocketAddr, b: SocketAddr, pki: &Pki) -> Nginx {
+        Nginx::start_site(|listen, _| site_config(listen, a, b, pki))
+    }
+
+    /// Starts nginx with the `server { }` blocks `site` writes for a listen address and
+    /// nginx's own directory (for files it should serve), on a free port of 127.0.0.1.
+    pub fn start_site(site: impl Fn(SocketAddr, &Path) -> String) -> Nginx {
         let binary = nginx_binary();
         for _ in 0..3 {
             let listen = free_port();
             let dir = temp_dir();
-            let site = dir.join("wsp.conf");
+            let site_file = dir.join("wsp.conf");
             let conf = dir.join("nginx.conf");
-            write(&site, &site_config(listen, a, b, pki));
+            write(&site_file, &site(listen, &dir));
+            let site = site_file;
             write(&conf, &main_config(&dir, &site));
             let prefix = format!("{}/", dir.display());
             let globals = format!("daemon off; pid {}/nginx.pid;", dir.display());
@@ -187,7 +194,7 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn write(path: &Path, text: &str) {
+pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
 }
 

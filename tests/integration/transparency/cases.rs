@@ -24,7 +24,7 @@ impl Case {
         Case::new(name, "GET", vec![Step::Send(answer.as_ref().to_vec())])
     }
 
-    fn new(name: &'static str, method: &str, script: Vec<Step>) -> Case {
+    pub(super) fn new(name: &'static str, method: &str, script: Vec<Step>) -> Case {
         Case {
             name,
             call: Call {
@@ -44,20 +44,20 @@ impl Case {
         self
     }
 
-    fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Case {
+    pub(super) fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Case {
         self.call
             .headers
             .push((name.to_string(), value.as_ref().to_vec()));
         self
     }
 
-    fn target(mut self, target: impl Into<String>) -> Case {
+    pub(super) fn target(mut self, target: impl Into<String>) -> Case {
         self.call.target = target.into();
         self
     }
 
     /// A body sent with its `Content-Length`.
-    fn body(self, body: impl AsRef<[u8]>) -> Case {
+    pub(super) fn body(self, body: impl AsRef<[u8]>) -> Case {
         let body = body.as_ref().to_vec();
         let mut case = self.header("Content-Length", body.len().to_string());
         case.call.body = Body::Length(body);
@@ -217,7 +217,7 @@ fn bodiless() -> Vec<Case> {
         Case::new("head-chunked", "HEAD", vec![Step::Send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec())]),
         Case::get("103-early-hints", b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nLink: </style.css>; rel=preload\r\nContent-Length: 4\r\n\r\npage".as_slice()),
         Case::new("100-continue-upload", "PUT", vec![
-            Step::Send(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
+            Step::ContinueIfAsked,
             Step::ReadBody,
             Step::Send(sized("201 Created", "", b"stored")),
         ])

@@ -15,8 +15,64 @@ pub struct Outcome {
     pub seen: Option<Seen>,
     /// What the upstream's script waited for in vain (a body part held back).
     pub missed: Vec<String>,
-    /// The second request on the same connection: `Ok` when answered, `Err` why not.
-    pub again: Result<(), String>,
+    /// The second request on the same connection.
+    pub again: Again,
+}
+
+/// How a second request on the caller's connection fared.
+#[derive(Debug)]
+pub enum Again {
+    /// Answered in full: the connection stayed in step.
+    Answered,
+    /// Not sent: the connection ended with the first answer.
+    Ended(String),
+    /// Sent, and answered wrongly or not at all (the connection closed).
+    Failed(String),
+    /// Sent, and nothing came back: the connection is out of step.
+    Stuck(String),
+}
+
+impl std::fmt::Display for Again {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Again::Answered => write!(f, "answered"),
+            Again::Ended(why) => write!(f, "not sent, the connection ended: {why}"),
+            Again::Failed(why) => write!(f, "failed: {why}"),
+            Again::Stuck(why) => write!(f, "stuck: {why}"),
+        }
+    }
+}
+
+impl Again {
+    fn is_answered(&self) -> bool {
+        matches!(self, Again::Answered)
+    }
+}
+
+impl Outcome {
+    /// One line saying what the caller got, for `HARNESS_SHOW`.
+    pub fn summary(&self) -> String {
+        match &self.answer {
+            Err(e) => format!("no answer: {e}"),
+            Ok(a) => {
+                let fields: Vec<String> = a
+                    .fields
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {}", preview(v)))
+                    .collect();
+                format!(
+                    "{} {} interim {:?}, {fields:?}, body {:?} ({:?}, {} trailers); again: {}",
+                    a.version,
+                    a.status,
+                    a.interim,
+                    preview(&a.body),
+                    a.end,
+                    a.trailers.len(),
+                    self.again
+                )
+            }
+        }
+    }
 }
 
 /// Headers that belong to one connection, never relayed (RFC 9110 §7.6.1), and framing
@@ -148,10 +204,28 @@ pub fn refusal_differences(tunnel: &Outcome, status: u16, words: &str) -> Vec<St
     }
 }
 
+/// Whether the tunnel's caller connection served its second request when it should: always,
+/// unless the direct answer was cut (the caller must see the connection end), or the API
+/// put its own kept-alive connection out of step (nginx 1.22 does after relaying a 103):
+/// wsp's client reuses its connection to the API as the direct caller did, and meets the
+/// same (then answers 504 after `requesttimeout`).
+pub fn reuse_differences(direct: &Outcome, tunnel: &Outcome) -> Vec<String> {
+    let cut = matches!(&direct.answer, Ok(a) if matches!(a.end, End::Cut(_)));
+    if cut || matches!(direct.again, Again::Stuck(_)) || tunnel.again.is_answered() {
+        return Vec::new();
+    }
+    vec![format!(
+        "connection not reusable after the answer: second request {}",
+        tunnel.again
+    )]
+}
+
 /// Ways the request that reached the upstream through wsp differs from the direct one.
 pub fn request_differences(direct: &Outcome, tunnel: &Outcome) -> Vec<String> {
     let (Some(direct), Some(seen)) = (&direct.seen, &tunnel.seen) else {
         return match (&direct.seen, &tunnel.seen) {
+            // The internal API answered by itself (nginx's own locations).
+            (None, None) => Vec::new(),
             (None, _) => vec!["the direct request never reached the upstream".into()],
             _ => vec!["the request never reached the upstream through wsp".into()],
         };
@@ -185,7 +259,7 @@ pub fn request_differences(direct: &Outcome, tunnel: &Outcome) -> Vec<String> {
 /// Compares end-to-end fields as the multimap HTTP makes them: names case-insensitive,
 /// the values of one name in order (RFC 9110 §5.3); the order of different names carries
 /// no meaning and is not compared.
-fn field_differences(direct: &[Field], tunnel: &[Field], what: &str) -> Vec<String> {
+pub(super) fn field_differences(direct: &[Field], tunnel: &[Field], what: &str) -> Vec<String> {
     let (d, t) = (end_to_end(direct), end_to_end(tunnel));
     let names = d
         .keys()

@@ -5,12 +5,18 @@
 //! differences wsp makes on purpose). The direct path is the oracle: the harness does not
 //! say what an answer should be, only that wsp must not change it.
 //!
+//! `HARNESS_SHOW=1 cargo test --test integration transparency -- --nocapture` prints every
+//! outcome, to see what a case does on each route; `HARNESS_ONLY=<text>` keeps only the
+//! cases whose name holds the text.
+//!
 //! The same cases run with nginx as the internal API (in front of the scripted upstream),
 //! and a handful with curl as the caller.
 
 mod caller;
 mod cases;
 mod compare;
+mod curl;
+mod nginx;
 
 mod upstream;
 mod wire;
@@ -25,7 +31,7 @@ use std::time::Duration;
 use crate::support::*;
 use caller::{connect, exchange, Route};
 use cases::Case;
-use compare::Outcome;
+use compare::{Again, Outcome};
 use upstream::{Step, Upstream};
 use wire::{Conn, End};
 
@@ -108,32 +114,34 @@ impl Harness {
         let answer = exchange(&mut conn, &case.call, &head, within, &mut seen);
         let again = match &answer {
             Ok(a) if a.end == End::Framed => self.again(&mut conn, route),
-            Ok(a) => Err(format!(
-                "the connection ended with the answer ({:?})",
-                a.end
-            )),
-            Err(e) => Err(e.clone()),
+            Ok(a) => Again::Ended(format!("{:?}", a.end)),
+            Err(e) => Again::Ended(e.clone()),
         };
         Outcome {
             answer,
-            seen: upstream.seen(run, Duration::from_secs(5)),
+            // A case without a script is answered by nginx itself: nothing to wait for.
+            seen: match case.script.is_empty() {
+                true => None,
+                false => upstream.seen(run, Duration::from_secs(5)),
+            },
             missed: upstream.missed(run),
             again,
         }
     }
 
     /// The second request on `conn`: answered in full, the connection was in step.
-    fn again(&self, conn: &mut Conn, route: Route) -> Result<(), String> {
+    fn again(&self, conn: &mut Conn, route: Route) -> Again {
         let again = cases::again();
         let head = again.call.head(route, self.api, 0, again.name);
         match exchange(conn, &again.call, &head, QUICK_WAIT, &mut |_| {}) {
-            Ok(a) if a.status == 200 && a.body == b"again" => Ok(()),
-            Ok(a) => Err(format!(
-                "second request answered {} {:?}",
+            Ok(a) if a.status == 200 && a.body == b"again" => Again::Answered,
+            Ok(a) => Again::Failed(format!(
+                "{} {:?}",
                 a.status,
                 String::from_utf8_lossy(&a.body)
             )),
-            Err(e) => Err(format!("second request: {e}")),
+            Err(e) if e.contains("deadline passed") => Again::Stuck(e),
+            Err(e) => Again::Failed(e),
         }
     }
 
@@ -153,6 +161,12 @@ impl Harness {
             (direct, tunnels)
         });
         let mut failures = Vec::new();
+        if std::env::var_os("HARNESS_SHOW").is_some() {
+            eprintln!("{} via Direct: {}", case.name, direct.summary());
+            for (route, tunnel) in &tunnels {
+                eprintln!("{} via {route:?}: {}", case.name, tunnel.summary());
+            }
+        }
         for (route, tunnel) in tunnels {
             let found = match case.refused {
                 Some((status, words)) => compare::refusal_differences(&tunnel, status, words),
@@ -167,7 +181,10 @@ impl Harness {
         failures
     }
     /// Checks every case, [`PARALLEL`] at a time; panics listing every failure.
-    fn check_all(self: &Arc<Self>, cases: Vec<Case>, within: Duration) {
+    fn check_all(self: &Arc<Self>, mut cases: Vec<Case>, within: Duration) {
+        if let Ok(only) = std::env::var("HARNESS_ONLY") {
+            cases.retain(|c| c.name.contains(only.as_str()));
+        }
         let queue = Arc::new(parking_lot::Mutex::new(cases));
         let workers: Vec<_> = (0..PARALLEL)
             .map(|_| {
@@ -203,10 +220,7 @@ fn differences(case: &Case, direct: &Outcome, tunnel: &Outcome) -> Vec<String> {
     found.extend(compare::request_differences(direct, tunnel));
     let waited = tunnel.missed.iter();
     found.extend(waited.map(|t| format!("the caller never saw {t:?} while the upstream waited")));
-    let cut = matches!(&direct.answer, Ok(a) if matches!(a.end, End::Cut(_)));
-    if let (false, Err(e)) = (cut, &tunnel.again) {
-        found.push(format!("connection not reusable after the answer: {e}"));
-    }
+    found.extend(compare::reuse_differences(direct, tunnel));
     found
 }
 

@@ -36,6 +36,9 @@ pub enum Step {
     /// Wait (at most [`BARRIER_WAIT`]) until the caller has seen this text in the body: a
     /// proxy that holds back a part of a streamed body fails here, not by timing.
     AwaitCaller(&'static str),
+    /// Send `100 Continue` if the request asked for it (`Expect: 100-continue`), as a
+    /// server does.
+    ContinueIfAsked,
     /// Read the request body now; without this step it is read before the first one.
     ReadBody,
     /// Close the connection.
@@ -200,6 +203,10 @@ fn perform(shared: &Shared, conn: &mut Conn, run: u64, step: &Step, seen: &mut S
                     .push((run, text.to_string()));
             }
             true
+        }
+        Step::ContinueIfAsked => {
+            !has_token(&seen.fields, "expect", "100-continue")
+                || conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_ok()
         }
         Step::ReadBody => {
             read_body(conn, seen);
