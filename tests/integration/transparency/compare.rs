@@ -121,12 +121,7 @@ pub fn answer_differences(direct: &Outcome, tunnel: &Outcome, head_request: bool
         }
         return out;
     }
-    if answer.status != direct.status {
-        out.push(format!(
-            "status {} through wsp, {} direct",
-            answer.status, direct.status
-        ));
-    }
+    differ(&mut out, "status", &answer.status, &direct.status);
     if answer.body != direct.body {
         out.push(format!(
             "body differs: {} bytes through wsp, {} direct ({:?} vs {:?})",
@@ -231,18 +226,8 @@ pub fn request_differences(direct: &Outcome, tunnel: &Outcome) -> Vec<String> {
         };
     };
     let mut out = Vec::new();
-    if seen.method != direct.method {
-        out.push(format!(
-            "method {:?} through wsp, {:?} direct",
-            seen.method, direct.method
-        ));
-    }
-    if seen.target != direct.target {
-        out.push(format!(
-            "target {:?} through wsp, {:?} direct",
-            seen.target, direct.target
-        ));
-    }
+    differ(&mut out, "method", &seen.method, &direct.method);
+    differ(&mut out, "target", &seen.target, &direct.target);
     if seen.body != direct.body || seen.body_end != direct.body_end {
         out.push(format!(
             "request body: {} bytes ({:?}) through wsp, {} ({:?}) direct",
@@ -306,6 +291,18 @@ fn end_to_end(fields: &[Field]) -> BTreeMap<String, Vec<Vec<u8>>> {
         map.entry(name.clone()).or_default().push(value.clone());
     }
     map
+}
+
+/// Notes `what` when it differs.
+fn differ<T: PartialEq + std::fmt::Debug>(
+    out: &mut Vec<String>,
+    what: &str,
+    tunnel: &T,
+    direct: &T,
+) {
+    if tunnel != direct {
+        out.push(format!("{what} {tunnel:?} through wsp, {direct:?} direct"));
+    }
 }
 
 /// At most 60 characters of `bytes`, for a readable failure.
