@@ -103,7 +103,12 @@ pub fn execute(agent: &Agent, head: &RequestHead, body: &mut dyn Read) -> Result
         Err(e) => return Err(fail(&e)),
     };
     let (parts, body) = response.into_parts();
-    let header = response_headers(&parts.headers).map_err(|e| fail(&e))?;
+    let mut header = response_headers(&parts.headers).map_err(|e| fail(&e))?;
+    if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        // The body was read by its chunks, which override any length (RFC 9112 §6.3): a
+        // length passed on would promise the caller bytes that never come.
+        header.remove("Content-Length");
+    }
     let content_length = crate::headers::first(&header, "Content-Length")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1);

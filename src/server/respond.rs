@@ -83,6 +83,14 @@ pub fn send(
     let close_delimited = !no_body && head.length.is_none() && head.http10;
     let text = head_text(head, chunked, close_delimited);
     let mut buffer = CopyBuffer::for_body(head.length);
+    let mut checked;
+    let body: &mut dyn Read = match head.length {
+        Some(length) if !no_body => {
+            checked = Exact::new(body, length);
+            &mut checked
+        }
+        _ => body,
+    };
     let first = match body_ready && !no_body {
         true => Some(buffer.read_from(body).map_err(SendError::BeforeHead)?),
         false => None,
@@ -112,6 +120,47 @@ pub fn send(
     } else {
         Sent::Complete
     })
+}
+
+/// A body held to its `Content-Length`: at most that many bytes are read, and an end
+/// before them is an error. The caller was promised the length in the head, so a body
+/// that ends short must cut its connection (it would wait for the rest forever), and
+/// bytes beyond it must not reach it (they would be read as the next response).
+struct Exact<'a> {
+    inner: &'a mut dyn Read,
+    left: u64,
+    length: u64,
+}
+
+impl<'a> Exact<'a> {
+    fn new(inner: &'a mut dyn Read, length: u64) -> Exact<'a> {
+        Exact {
+            inner,
+            left: length,
+            length,
+        }
+    }
+}
+
+impl Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let most = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..most])?;
+        if n == 0 && most > 0 {
+            let (got, length) = (self.length - self.left, self.length);
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the body ended after {got} of its {length} bytes (Content-Length)"),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 fn head_text(head: &ResponseHead<'_>, chunked: bool, close_delimited: bool) -> String {
@@ -232,6 +281,39 @@ mod tests {
         };
         let (_, text) = sent(&no_content, b"");
         assert!(text.starts_with("HTTP/1.1 204 No Content\r\n") && !text.contains("chunked"));
+    }
+
+    #[test]
+    fn a_body_is_held_to_its_length() {
+        let mut out = Vec::new();
+        let result = send(
+            &mut out,
+            &head(Some(10), false, false),
+            &mut &b"short"[..],
+            true,
+        );
+        let Err(SendError::Body(e)) = result else {
+            panic!("a short body must cut the caller's connection: {result:?}")
+        };
+        assert!(e.to_string().contains("after 5 of its 10 bytes"), "{e}");
+        let text = String::from_utf8(out).expect("text");
+        assert!(text.ends_with("\r\n\r\nshort"), "what came is sent: {text}");
+        let (outcome, text) = sent(&head(Some(5), false, false), b"hello, and more");
+        assert_eq!(outcome, Sent::Complete);
+        assert!(
+            text.ends_with("\r\n\r\nhello"),
+            "nothing past the length: {text}"
+        );
+        let result = send(
+            &mut Vec::new(),
+            &head(Some(3), false, false),
+            &mut &b""[..],
+            true,
+        );
+        assert!(
+            matches!(result, Err(SendError::BeforeHead(_))),
+            "{result:?}"
+        );
     }
 
     #[test]

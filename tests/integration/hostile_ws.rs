@@ -210,6 +210,33 @@ fn hostile_failure_right_after_the_response_head_still_answers_the_caller() {
     }
 }
 
+/// A client whose body disagrees with the length its head announced: the caller was
+/// promised that length, so a shorter body cuts its connection (it must not wait for the
+/// rest), and a longer one is cut off at the length (the surplus would read as the next
+/// answer).
+#[test]
+fn hostile_body_other_than_its_announced_length() {
+    let head = br#"{"StatusCode":200,"Header":{"Content-Length":["10"]},"ContentLength":10}"#;
+    let mut lone = LonePeer::start();
+    let answer = lone.request();
+    lone.peer.send(TEXT, true, head).expect("head");
+    lone.peer.send(BINARY, true, b"short").expect("body");
+    match answer_within(&answer) {
+        Ok(reply) => panic!("a 5-byte body passed for a 10-byte one: {reply:?}"),
+        Err(e) => assert!(e.starts_with("status 200, body cut after 5 bytes"), "{e}"),
+    }
+    lone.server
+        .proc
+        .wait_log("the body ended after 5 of its 10 bytes");
+    let answer = lone.request();
+    lone.peer.send(TEXT, true, head).expect("head");
+    lone.peer
+        .send(BINARY, true, b"0123456789 and more")
+        .expect("body");
+    let reply = answer_within(&answer).expect("a whole answer");
+    assert_eq!((reply.status, reply.text().as_str()), (200, "0123456789"));
+}
+
 /// A body that never ends is a legitimate stream: the caller gets its bytes for as long
 /// as it reads. When the caller leaves, the server must give the connection up.
 #[test]

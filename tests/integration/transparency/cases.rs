@@ -244,6 +244,9 @@ fn framings() -> Vec<Case> {
         Case::new("http10-close-delimited", "GET", vec![Step::Send(b"HTTP/1.0 200 OK\r\nServer: ancient\r\n\r\nuntil close".to_vec()), Step::Close]),
         Case::new("http10-empty", "GET", vec![Step::Send(b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec()), Step::Close]),
         Case::new("upstream-closes-after", "GET", vec![Step::Send(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye".to_vec()), Step::Close]),
+        // Both framings: chunked wins (RFC 9112 §6.3), and the length must not be passed on.
+        Case::get("chunked-and-length", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".as_slice()),
+        Case::get("length-twice-same", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello".as_slice()),
         Case::new("short-body", "GET", vec![Step::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly 20 bytes here..".to_vec()), Step::Close]),
         Case::new("short-chunked", "GET", vec![Step::Send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".to_vec()), Step::Close]),
     ]
