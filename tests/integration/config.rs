@@ -2,7 +2,8 @@
 //! take effect, a bad file stops a binary at once with a message naming the problem, and
 //! flags override the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -130,6 +131,39 @@ pub fn assert_refused(proc: &mut Proc, needles: &[&str]) {
         log()
     );
     assert!(!log().contains("listening on"), "{}", log());
+}
+
+#[test]
+fn unknown_flags_point_to_help_and_help_lists_every_log_level() {
+    let binaries = [
+        env!("CARGO_BIN_EXE_wsp_server"),
+        env!("CARGO_BIN_EXE_wsp_client"),
+    ];
+    for binary in binaries {
+        let name = Path::new(binary).file_name().and_then(|n| n.to_str());
+        let name = name.expect("a binary's file name");
+        let run = |arg: &str| {
+            let out = Command::new(binary).arg(arg).output();
+            out.unwrap_or_else(|e| panic!("running {name} {arg}: {e}"))
+        };
+        let typo = run("--prot");
+        let stderr = String::from_utf8_lossy(&typo.stderr);
+        assert_eq!(typo.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("Unrecognized argument: --prot"),
+            "{name}: {stderr}"
+        );
+        let hint = format!("Run '{name} --help' for the list of flags.");
+        assert!(stderr.contains(&hint), "{name}: {stderr}");
+
+        let help = run("--help");
+        let stdout = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{name}: {stdout}");
+        assert!(
+            stdout.contains("error, warn, info, debug, trace or off"),
+            "{name}: {stdout}"
+        );
+    }
 }
 
 #[test]
