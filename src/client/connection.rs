@@ -193,9 +193,11 @@ fn skip_body(ws: &mut Ws) -> Result<(), Error> {
     Ok(())
 }
 
-/// An answer of the client's own (527, 504) with `text` as its body.
+/// An answer of the client's own (527, 504) saying `text`, in the form of every wsp
+/// answer ([`crate::answer`]).
 fn answer_error(ws: &mut Ws, status: u16, text: &str) -> Result<(), Error> {
-    ws.write_text(&to_json(&ResponseHead::error(status, text.len())))?;
-    ws.write_body(&mut text.as_bytes(), Some(text.len() as u64))?;
+    let body = crate::answer::body(text);
+    ws.write_text(&to_json(&ResponseHead::error(status, &body)))?;
+    ws.write_body(&mut body.as_bytes(), Some(body.len() as u64))?;
     Ok(())
 }
