@@ -17,6 +17,7 @@ use super::stack;
 use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
+use crate::rules::{Refusal, Side};
 
 /// How often an idle connection looks whether the client is shutting down. Idle threads
 /// sleep in a socket read; this bounds how long a shutdown waits for them.
@@ -153,9 +154,15 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> 
         .rules
         .check(&head.method, &head.url, &head.header)
     {
-        log::info!("{} {}: {denied}", head.method, head.url);
+        let refusal = Refusal {
+            side: Side::Client,
+            denied,
+            method: &head.method,
+            url: &head.url,
+        };
+        log::info!("{refusal}");
         skip_body(ws)?;
-        return answer_error(ws, STATUS_CLIENT_ERROR, &denied.to_string());
+        return answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string());
     }
     let upstream = {
         let mut body = ws.body_reader();
