@@ -1,4 +1,5 @@
-# Aliases for the exact commands CI runs (`test` = fmt check, clippy, tests, in that order),
+# Aliases for the exact commands CI runs (`test` = the tools the tests need, fmt check, the
+# no-async check, clippy, tests, in that order),
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
 # `make soak` loads the proxy for SOAK_SECS seconds while killing clients and restarting the
 # server (see BENCHMARKS.md); `make soak SOAK_SECS=60` for a short run.
@@ -26,7 +27,10 @@ small:
 	$(CARGO) build --profile small --bins
 	@ls -l target/small/wsp_server target/small/wsp_client | awk '{printf "%s: %d KiB\n", $$9, $$5 / 1024}'
 
+# scripts/test-deps.sh first: silent when nginx (the deployment test) and the other tools
+# the tests need are there, else it installs them (as root or with sudo) or says how to.
 test:
+	./scripts/test-deps.sh
 	$(CARGO) fmt --check
 	CARGO=$(CARGO) ./scripts/check-no-async.sh
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -5,6 +5,14 @@
 # them comes back, shows it, and keeps everything running until Ctrl-C. Each program logs to
 # target/demo/<name>.log. Readiness is the relayed answer itself, polled up to a deadline:
 # there is no sleep that stands for "probably started".
+#
+# Exit status: 0 for a stop asked for (Ctrl-C, SIGTERM), 1 for a failure (a program exited
+# by itself, no answer in time). Ctrl-C reaches every process of the group at once, so a
+# stop shows in two ways: this script's INT trap, or, when the script was started with
+# SIGINT ignored (a background job of a non-interactive shell: the trap cannot be set
+# then), a program ending the way a stop ends it: wsp_server and wsp_client exit 0 after
+# their graceful shutdown (they exit 0 on nothing else), and a program killed by SIGINT or
+# SIGTERM exits 130 or 143. Anything else is a failure.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,6 +20,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly API_PORT=8081
 readonly SERVER_PORT=8080
 readonly DEADLINE_SECONDS=30
+# How long wsp_server and wsp_client may take over their graceful shutdown after Ctrl-C
+# before they are sent SIGTERM (a second signal: they exit at once).
+readonly STOP_SECONDS=10
 readonly LOG_DIR=target/demo
 readonly TEST_API=target/release/examples/test_api
 readonly SERVER=target/release/wsp_server
@@ -23,24 +34,48 @@ readonly PROXY_URL="http://127.0.0.1:$SERVER_PORT/request"
 
 names=()
 pids=()
+# Set once a stop was asked for: the wsp programs are then shutting down by themselves.
+stopping=
 
 die() {
     echo "demo: $*" >&2
     exit 1
 }
 
-# Kills the programs this script started (by pid) and waits for them; runs on every exit.
+# A stop asked for (Ctrl-C or SIGTERM): not a failure.
+stop() {
+    stopping=1
+    echo "demo: $1: stopping" >&2
+    exit 0
+}
+
+# True while the program of pid $1 runs.
+alive() {
+    kill -0 "$1" 2>/dev/null
+}
+
+# Stops the programs this script started (by pid) and waits for them; runs on every exit.
+# After Ctrl-C the wsp programs finish their graceful shutdown (up to STOP_SECONDS); the
+# others, and the wsp programs when the script stops them itself, get SIGTERM.
 cleanup() {
     trap - EXIT INT TERM
+    local i deadline=$((SECONDS + STOP_SECONDS))
+    for i in "${!pids[@]}"; do
+        if [ -n "$stopping" ] && [[ ${names[$i]} == wsp_* ]]; then
+            while alive "${pids[$i]}" && [ "$SECONDS" -lt "$deadline" ]; do
+                sleep 0.1
+            done
+        fi
+        kill "${pids[$i]}" 2>/dev/null || true
+    done
     if [ "${#pids[@]}" -gt 0 ]; then
-        echo "demo: stopping ${names[*]}" >&2
-        kill "${pids[@]}" 2>/dev/null || true
         wait "${pids[@]}" 2>/dev/null || true
+        echo "demo: stopped ${names[*]}" >&2
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'stop SIGINT' INT
+trap 'stop SIGTERM' TERM
 
 # True when something accepts connections on 127.0.0.1:$1.
 port_busy() {
@@ -57,14 +92,27 @@ start() {
     echo "demo: started $name (pid $!): $*" >&2
 }
 
-# Fails, with the end of its log, when one of the started programs has exited.
+# Ends the script for program $1 (an index) having exited with status $2: a stop when
+# the status is one a stop gives (see the top of this file), else a failure with the end
+# of its log.
+exited() {
+    local name=${names[$1]}
+    case $2 in
+        0 | 130 | 143) stop "$name stopped (status $2)" ;;
+    esac
+    echo "demo: $name exited by itself (status $2); end of $LOG_DIR/$name.log:" >&2
+    tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+    exit 1
+}
+
+# Ends the script (see `exited`) when one of the started programs has exited.
 check_running() {
-    local i
+    local i status
     for i in "${!pids[@]}"; do
-        if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-            echo "demo: ${names[$i]} has exited; end of $LOG_DIR/${names[$i]}.log:" >&2
-            tail -n 20 "$LOG_DIR/${names[$i]}.log" >&2 || true
-            exit 1
+        if ! alive "${pids[$i]}"; then
+            status=0
+            wait "${pids[$i]}" || status=$?
+            exited "$i" "$status"
         fi
     done
 }
@@ -107,7 +155,13 @@ echo
 echo
 echo "test_api, wsp_server and wsp_client keep running until Ctrl-C (logs in $LOG_DIR/)."
 
-# Returns when a program exits (then says which) or when Ctrl-C runs the INT trap.
-wait -n "${pids[@]}" || true
+# Returns when a program exits (then says which and how) or when Ctrl-C runs the INT trap.
+status=0
+wait -n -p done_pid "${pids[@]}" || status=$?
+for i in "${!pids[@]}"; do
+    if [ "${pids[$i]}" = "${done_pid:-}" ]; then
+        exited "$i" "$status"
+    fi
+done
 check_running
 die "a program exited"

@@ -18,6 +18,7 @@
 //! socket → [`protocol`] (parse) → [`server::pool`] → [`server::relay`] → socket.
 //!
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
+//! - [`answer`]: the one form of the answers wsp makes itself, server and client alike.
 //! - [`auth`]: caller authentication for `/request` and proxy mode (bearer tokens,
 //!   basic-auth users).
 //! - [`buffer`]: the buffer bodies are copied through, sized to the body.
@@ -28,6 +29,7 @@
 //! - [`server`]: the public side: `/register`, `/request`, `/status`, proxy mode.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
 
+pub mod answer;
 pub mod auth;
 pub mod buffer;
 pub mod cli;

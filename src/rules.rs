@@ -6,7 +6,10 @@
 //! the first value of that header (a header that is absent does not match). Regexes are
 //! unanchored, like Go's `regexp.MatchString`: write `^...$` to match the whole value.
 //! [`RuleSet::check`] applies the blacklist first, then the whitelist. What a denial turns
-//! into on the wire (526 on the server, 527 on the client) is the caller's business.
+//! into on the wire (526 on the server, 527 on the client) is the caller's business; its
+//! text, [`Refusal`], is made here: wsp's words first (`Destination is forbidden`, what Go's
+//! wsp answers and scripts may match), then which side, which list and which rule refused
+//! which request, so that a user who sees it knows which file to edit.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -52,13 +55,36 @@ pub struct RuleSet {
     whitelist: Vec<Rule>,
 }
 
-/// Why [`RuleSet::check`] refused a request. The `Display` text is wsp's error message.
+/// Why [`RuleSet::check`] refused a request. The `Display` text is wsp's error message
+/// alone; [`Refusal`] is the whole text a caller gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Denied {
-    /// A blacklist rule matched.
-    Forbidden,
+    /// The blacklist rule of this index matched (from 0: `blacklist[0]` is the first, as in
+    /// configuration errors).
+    Forbidden(usize),
     /// The whitelist is not empty and no rule of it matched.
     NotAllowed,
+}
+
+/// Whose rules refused a request: named in the refusal, as both sides have rules and a
+/// caller cannot tell a server's 526 from a file it never saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The server's `blacklist` / `whitelist` (answered 526).
+    Server,
+    /// The client's (answered 527).
+    Client,
+}
+
+/// The text of a refusal: `Destination is forbidden: wsp server blacklist[1] matches GET
+/// http://...`, or `Destination is not allowed: wsp client whitelist: no rule matches POST
+/// http://...`.
+#[derive(Clone, Copy, Debug)]
+pub struct Refusal<'a> {
+    pub side: Side,
+    pub denied: Denied,
+    pub method: &'a str,
+    pub url: &'a str,
 }
 
 /// A rule list that could not be compiled.
@@ -85,8 +111,42 @@ pub enum RuleError {
 impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Denied::Forbidden => f.write_str("Destination is forbidden"),
+            Denied::Forbidden(_) => f.write_str("Destination is forbidden"),
             Denied::NotAllowed => f.write_str("Destination is not allowed"),
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Side::Server => f.write_str("wsp server"),
+            Side::Client => f.write_str("wsp client"),
+        }
+    }
+}
+
+impl fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Refusal {
+            side,
+            denied,
+            method,
+            url,
+        } = self;
+        match denied {
+            Denied::Forbidden(rule) => {
+                write!(
+                    f,
+                    "{denied}: {side} blacklist[{rule}] matches {method} {url}"
+                )
+            }
+            Denied::NotAllowed => {
+                write!(
+                    f,
+                    "{denied}: {side} whitelist: no rule matches {method} {url}"
+                )
+            }
         }
     }
 }
@@ -141,15 +201,16 @@ impl RuleSet {
     ///
     /// # Errors
     ///
-    /// [`Denied::Forbidden`] when any blacklist rule matches (checked first), else
-    /// [`Denied::NotAllowed`] when the whitelist is not empty and none of its rules matches.
+    /// [`Denied::Forbidden`] with the first blacklist rule that matches (checked first),
+    /// else [`Denied::NotAllowed`] when the whitelist is not empty and none of its rules
+    /// matches.
     pub fn check(&self, method: &str, url: &str, headers: &Headers) -> Result<(), Denied> {
-        if self
+        if let Some(rule) = self
             .blacklist
             .iter()
-            .any(|rule| rule.matches(method, url, headers))
+            .position(|rule| rule.matches(method, url, headers))
         {
-            return Err(Denied::Forbidden);
+            return Err(Denied::Forbidden(rule));
         }
         if !self.whitelist.is_empty()
             && !self
@@ -220,168 +281,4 @@ fn compile_regex(field: &str, pattern: &str) -> Result<Regex, RuleError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rule(method: Option<&str>, url: Option<&str>, headers: &[(&str, &str)]) -> RawRule {
-        RawRule {
-            method: method.map(String::from),
-            url: url.map(String::from),
-            headers: (!headers.is_empty()).then(|| {
-                headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            }),
-        }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> Headers {
-        pairs
-            .iter()
-            .map(|(k, v)| (canonical_key(k), vec![v.to_string()]))
-            .collect()
-    }
-
-    fn compile(black: &[RawRule], white: &[RawRule]) -> RuleSet {
-        match RuleSet::compile(black, white) {
-            Ok(rules) => rules,
-            Err(e) => panic!("rules should compile: {e}"),
-        }
-    }
-
-    #[test]
-    fn empty_set_allows_everything() {
-        let rules = RuleSet::default();
-        assert!(rules.is_empty());
-        assert_eq!(rules.check("GET", "http://x/", &Headers::new()), Ok(()));
-    }
-
-    #[test]
-    fn blacklist_denies_matching_url() {
-        let rules = compile(&[rule(None, Some("^http(s)?://google.*"), &[])], &[]);
-        assert!(!rules.is_empty());
-        let none = Headers::new();
-        assert_eq!(
-            rules.check("GET", "https://google.com/", &none),
-            Err(Denied::Forbidden)
-        );
-        assert_eq!(rules.check("GET", "http://example.com/", &none), Ok(()));
-    }
-
-    #[test]
-    fn whitelist_allows_only_matching_requests() {
-        let rules = compile(&[], &[rule(Some("^GET$"), Some("^http(s)?://.*$"), &[])]);
-        let none = Headers::new();
-        assert_eq!(rules.check("GET", "http://api/x", &none), Ok(()));
-        assert_eq!(
-            rules.check("POST", "http://api/x", &none),
-            Err(Denied::NotAllowed)
-        );
-        assert_eq!(
-            rules.check("GET", "ftp://api/x", &none),
-            Err(Denied::NotAllowed)
-        );
-    }
-
-    #[test]
-    fn regexes_are_unanchored() {
-        let rules = compile(&[rule(Some("GE"), Some("internal"), &[])], &[]);
-        assert_eq!(
-            rules.check("GET", "http://internal.lan/", &Headers::new()),
-            Err(Denied::Forbidden)
-        );
-    }
-
-    #[test]
-    fn header_rules_use_first_value_and_any_name_case() {
-        let rules = compile(
-            &[rule(Some(".*"), None, &[("X-CUSTOM-HEADER", "^value$")])],
-            &[],
-        );
-        let url = "http://x/";
-        let matching = headers(&[("x-custom-header", "value")]);
-        assert_eq!(rules.check("GET", url, &matching), Err(Denied::Forbidden));
-        let other = headers(&[("X-Custom-Header", "other")]);
-        assert_eq!(rules.check("GET", url, &other), Ok(()));
-        let mut second = Headers::new();
-        second.insert(
-            "X-Custom-Header".into(),
-            vec!["other".into(), "value".into()],
-        );
-        assert_eq!(rules.check("GET", url, &second), Ok(()));
-    }
-
-    #[test]
-    fn absent_header_does_not_match() {
-        let rules = compile(&[rule(None, None, &[("X-Token", ".*")])], &[]);
-        assert_eq!(rules.check("GET", "http://x/", &Headers::new()), Ok(()));
-        let present = headers(&[("X-Token", "")]);
-        assert_eq!(
-            rules.check("GET", "http://x/", &present),
-            Err(Denied::Forbidden)
-        );
-    }
-
-    #[test]
-    fn method_rules() {
-        let rules = compile(&[rule(Some("^(DELETE|PUT)$"), None, &[])], &[]);
-        let none = Headers::new();
-        assert_eq!(
-            rules.check("DELETE", "http://x/", &none),
-            Err(Denied::Forbidden)
-        );
-        assert_eq!(rules.check("GET", "http://x/", &none), Ok(()));
-    }
-
-    #[test]
-    fn blacklist_is_checked_before_whitelist() {
-        let rules = compile(
-            &[rule(None, Some("secret"), &[])],
-            &[rule(None, Some("^http://"), &[])],
-        );
-        let none = Headers::new();
-        assert_eq!(
-            rules.check("GET", "http://api/secret", &none),
-            Err(Denied::Forbidden)
-        );
-        assert_eq!(rules.check("GET", "http://api/public", &none), Ok(()));
-        assert_eq!(
-            rules.check("GET", "https://api/public", &none),
-            Err(Denied::NotAllowed)
-        );
-    }
-
-    #[test]
-    fn bad_regex_names_rule_and_field() {
-        let black = [rule(None, Some("^ok$"), &[]), rule(None, Some("("), &[])];
-        let err = RuleSet::compile(&black, &[]).err().map(|e| e.to_string());
-        let msg = err.unwrap_or_default();
-        assert!(
-            msg.starts_with("blacklist[1].url: invalid regex \"(\": "),
-            "{msg}"
-        );
-
-        let white = [rule(None, None, &[("X-A", "[")])];
-        let err = RuleSet::compile(&[], &white).err().map(|e| e.to_string());
-        let msg = err.unwrap_or_default();
-        assert!(
-            msg.starts_with("whitelist[0].headers.X-A: invalid regex"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn oversized_regex_is_refused() {
-        let huge = rule(None, Some("(a{1000}){1000}"), &[]);
-        let err = RuleSet::compile(&[huge], &[]).err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().starts_with("blacklist[0].url"));
-    }
-
-    #[test]
-    fn too_many_rules_are_refused() {
-        let many = vec![RawRule::default(); MAX_RULES_PER_LIST + 1];
-        let err = RuleSet::compile(&[], &many).err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().starts_with("whitelist: 1025 rules"));
-    }
-}
+mod tests;

@@ -17,6 +17,7 @@ use super::stack;
 use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
+use crate::rules::{Refusal, Side};
 
 /// How often an idle connection looks whether the client is shutting down. Idle threads
 /// sleep in a socket read; this bounds how long a shutdown waits for them.
@@ -153,9 +154,15 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> 
         .rules
         .check(&head.method, &head.url, &head.header)
     {
-        log::info!("{} {}: {denied}", head.method, head.url);
+        let refusal = Refusal {
+            side: Side::Client,
+            denied,
+            method: &head.method,
+            url: &head.url,
+        };
+        log::info!("{refusal}");
         skip_body(ws)?;
-        return answer_error(ws, STATUS_CLIENT_ERROR, &denied.to_string());
+        return answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string());
     }
     let upstream = {
         let mut body = ws.body_reader();
@@ -193,9 +200,11 @@ fn skip_body(ws: &mut Ws) -> Result<(), Error> {
     Ok(())
 }
 
-/// An answer of the client's own (527, 504) with `text` as its body.
+/// An answer of the client's own (527, 504) saying `text`, in the form of every wsp
+/// answer ([`crate::answer`]).
 fn answer_error(ws: &mut Ws, status: u16, text: &str) -> Result<(), Error> {
-    ws.write_text(&to_json(&ResponseHead::error(status, text.len())))?;
-    ws.write_body(&mut text.as_bytes(), Some(text.len() as u64))?;
+    let body = crate::answer::body(text);
+    ws.write_text(&to_json(&ResponseHead::error(status, &body)))?;
+    ws.write_body(&mut body.as_bytes(), Some(body.len() as u64))?;
     Ok(())
 }

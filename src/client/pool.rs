@@ -9,6 +9,10 @@
 //! so that many clients cut off together do not come back in step. An unreachable
 //! server is thus retried about once a second at most, never hammered, and a server
 //! that comes back is found within `reconnectmaxdelay`.
+//!
+//! The pool, not each connection, tells the log how the target stands (see [`Link`]): one
+//! `info` line when it is first full, one `warn` when its last connection is gone, one
+//! `info` when it is full again. Single connections coming and going are `debug`.
 
 use std::sync::Arc;
 use std::thread;
@@ -44,6 +48,31 @@ struct Counts {
     connecting: usize,
     idle: usize,
     busy: usize,
+    link: Link,
+}
+
+/// How the target stands, as the log tells it. A pool of 100 connections would log 100
+/// lines for one event if each connection spoke for itself; this tells it once.
+#[derive(Debug, Default, Clone, Copy)]
+enum Link {
+    /// Never full yet.
+    #[default]
+    Starting,
+    /// Full at least once since it started or was last lost.
+    Up,
+    /// Every connection gone, since this instant.
+    Lost(Instant),
+}
+
+/// What a change of [`Link`] tells the log.
+#[derive(Debug, Clone, Copy)]
+enum News {
+    /// Full for the first time, with this many connections.
+    Up(usize),
+    /// Full again, with this many connections, after being lost this long.
+    Back(usize, Duration),
+    /// Every connection gone.
+    Lost,
 }
 
 impl Counts {
@@ -61,6 +90,24 @@ impl Counts {
             .pool_idle_size
             .saturating_sub(self.idle + self.connecting);
         wanted.min(config.pool_max_size.saturating_sub(self.total()))
+    }
+
+    /// Moves [`Link`] along after a state change, and returns what to log. Full means
+    /// `poolidlesize` connections up (one when it is 0), idle or busy.
+    fn news(&mut self, config: &ClientConfig) -> Option<News> {
+        let up = self.idle + self.busy;
+        let full = config.pool_idle_size.max(1);
+        let news = match self.link {
+            Link::Starting if up >= full => News::Up(up),
+            Link::Lost(since) if up >= full => News::Back(up, since.elapsed()),
+            Link::Up if up == 0 => News::Lost,
+            _ => return None,
+        };
+        self.link = match news {
+            News::Lost => Link::Lost(Instant::now()),
+            News::Up(_) | News::Back(..) => Link::Up,
+        };
+        Some(news)
     }
 
     fn slot(&mut self, state: State) -> Option<&mut usize> {
@@ -115,7 +162,7 @@ impl TargetPool {
     /// shutdown waits for). A request taken or finished with the pool still full wakes
     /// nobody: waking a thread twice per request would cost more than the request.
     pub fn set_state(&self, from: State, to: State) {
-        let wake = {
+        let (wake, news) = {
             let mut counts = self.counts.lock();
             if let Some(n) = counts.slot(from) {
                 *n = n.saturating_sub(1);
@@ -123,10 +170,30 @@ impl TargetPool {
             if let Some(n) = counts.slot(to) {
                 *n += 1;
             }
-            to == State::Gone || (to == State::Busy && counts.missing(&self.config) > 0)
+            let wake = to == State::Gone || (to == State::Busy && counts.missing(&self.config) > 0);
+            (wake, counts.news(&self.config))
         };
+        if let Some(news) = news {
+            self.log_news(news);
+        }
         if wake {
             let _ = self.wake.0.try_send(());
+        }
+    }
+
+    /// Tells the log how the target stands now (outside the lock: logging is I/O). The
+    /// connections a shutdown closes are no loss to warn about.
+    fn log_news(&self, news: News) {
+        let target = &self.target;
+        match news {
+            News::Up(n) => log::info!("connected to {target}: {}", connections(n)),
+            News::Back(n, down) => log::info!(
+                "connected to {target} again after {:.1} s: {}",
+                down.as_secs_f64(),
+                connections(n)
+            ),
+            News::Lost if self.stopping() => {}
+            News::Lost => log::warn!("lost every connection to {target}: redialing"),
         }
     }
 
@@ -188,14 +255,12 @@ impl TargetPool {
         };
         match dial::dial(&self.target, &self.tls, &self.config.secret_key, &greeting) {
             Ok(ws) => {
+                // One connection is debug: the pool says at info when it is full.
                 let failed = std::mem::take(&mut *self.failures.lock());
-                if failed > 0 {
-                    log::info!(
-                        "connected to {} after {failed} failed attempts",
-                        self.target
-                    );
-                }
-                log::debug!("connected to {}", self.target);
+                log::debug!(
+                    "{}: connection registered ({failed} failed attempts before)",
+                    self.target
+                );
                 self.set_state(State::Connecting, State::Idle);
                 let pool = self.clone();
                 // On failure the closure, and the connection in it, is dropped: closed.
@@ -238,6 +303,14 @@ impl TargetPool {
             fastrand::f64(),
         );
         (failures, delay)
+    }
+}
+
+/// "1 connection", "10 connections".
+fn connections(n: usize) -> String {
+    match n {
+        1 => "1 connection".to_string(),
+        n => format!("{n} connections"),
     }
 }
 

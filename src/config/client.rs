@@ -117,7 +117,7 @@ pub struct ClientFlags {
     /// verify no TLS certificate at all, of servers or internal APIs: for tests only
     #[argh(switch)]
     pub insecure: bool,
-    /// log level: error, warn, info, debug or trace (default info)
+    /// log level: error, warn, info, debug, trace or off (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
 }

@@ -357,7 +357,9 @@ fn is_flag_name(name: &str) -> bool {
 ///
 /// # Errors
 ///
-/// argh's early exit: `--help` output (`status` is `Ok`) or a usage error.
+/// argh's early exit: `--help` output (`status` is `Ok`) or a usage error, which then
+/// ends with a line pointing to `--help` (argh only says what it did not understand, and
+/// a typo like `--prot` deserves a way to the right name).
 pub fn parse_flags<T: argh::FromArgs>(
     args: impl IntoIterator<Item = String>,
 ) -> Result<T, argh::EarlyExit> {
@@ -371,7 +373,20 @@ pub fn parse_flags<T: argh::FromArgs>(
         .and_then(|name| name.to_str())
         .unwrap_or(program);
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-    T::from_args(&[command], &rest)
+    T::from_args(&[command], &rest).map_err(|mut early| {
+        if early.status.is_err() {
+            early.output = usage_error(&early.output, command);
+        }
+        early
+    })
+}
+
+/// argh's usage error with the way to the list of flags added.
+fn usage_error(output: &str, command: &str) -> String {
+    format!(
+        "{}\nRun '{command} --help' for the list of flags.",
+        output.trim_end()
+    )
 }
 
 #[cfg(test)]
@@ -406,6 +421,29 @@ mod tests {
         assert_eq!(go(&["wsp", "--", "-config"]), ["wsp", "--", "-config"]);
         assert_eq!(go(&["wsp", "--=x", "-=y"]), ["wsp", "--=x", "-=y"]);
         assert!(go(&[]).is_empty());
+    }
+
+    #[test]
+    fn usage_errors_point_to_help() {
+        /// test flags
+        #[derive(argh::FromArgs)]
+        #[allow(dead_code)]
+        struct Flags {
+            /// a port
+            #[argh(option)]
+            port: Option<u16>,
+        }
+        let args = ["/usr/bin/wsp_server", "--prot", "1"].map(String::from);
+        let early = parse_flags::<Flags>(args).err();
+        let early = early.unwrap_or_else(|| panic!("--prot must be refused"));
+        assert!(early.status.is_err());
+        assert_eq!(
+            early.output,
+            "Unrecognized argument: --prot\nRun 'wsp_server --help' for the list of flags."
+        );
+        let help = parse_flags::<Flags>(["wsp", "--help"].map(String::from)).err();
+        let help = help.map(|e| e.output).unwrap_or_default();
+        assert!(!help.contains("Run '"), "{help}");
     }
 
     #[test]

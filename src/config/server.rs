@@ -108,7 +108,7 @@ pub struct ServerFlags {
     /// PEM file of the --cert-file certificate's private key (PKCS #8, PKCS #1 or SEC1)
     #[argh(option)]
     pub key_file: Option<String>,
-    /// log level: error, warn, info, debug or trace (default info)
+    /// log level: error, warn, info, debug, trace or off (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
 }

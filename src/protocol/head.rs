@@ -114,13 +114,16 @@ impl ResponseHead {
         Ok(head)
     }
 
-    /// A head for an error answered by the client itself (527 and the like): no
-    /// headers, the length of the text that follows as the body.
-    pub fn error(status: u16, body_len: usize) -> ResponseHead {
+    /// A head for an error answered by the client itself (527 and the like), whose body
+    /// (message 4) is `body`, made by [`crate::answer::body`]: its `Content-Type` and its
+    /// length. The Go server copies `Header` to the caller, so a caller gets the same
+    /// `text/plain` answer from either server.
+    pub fn error(status: u16, body: &str) -> ResponseHead {
+        let content_type = vec![crate::answer::CONTENT_TYPE.to_string()];
         ResponseHead {
             status,
-            header: Headers::new(),
-            content_length: i64::try_from(body_len).unwrap_or(-1),
+            header: Headers::from([("Content-Type".to_string(), content_type)]),
+            content_length: i64::try_from(body.len()).unwrap_or(-1),
         }
     }
 }
@@ -204,9 +207,11 @@ mod tests {
 
     #[test]
     fn round_trips_in_go_field_names() {
-        let head = ResponseHead::error(527, 12);
+        let head = ResponseHead::error(527, "refused: 12\n");
         let json = to_json(&head);
-        assert_eq!(json, r#"{"StatusCode":527,"Header":{},"ContentLength":12}"#);
+        let header = r#"{"Content-Type":["text/plain; charset=utf-8"]}"#;
+        let expected = format!(r#"{{"StatusCode":527,"Header":{header},"ContentLength":12}}"#);
+        assert_eq!(json, expected);
         assert_eq!(ResponseHead::parse(&json).unwrap(), head);
     }
 

@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use super::pool::Pooled;
+
 /// Upper bounds of the relay latency histogram, in seconds: from a request answered
 /// locally in a millisecond to a slow upstream near the default 30 s time-outs.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -89,6 +91,9 @@ pub struct ClientView {
     pub id: String,
     pub idle: usize,
     pub busy: usize,
+    /// The `poolidlesize` the client announced; see [`Pooled::size`] for why `idle` may be
+    /// above it.
+    pub pool_idle_size: usize,
     pub requests: u64,
     pub errors: u64,
     /// Unix seconds (UTC) when the client's current connections began registering.
@@ -177,18 +182,19 @@ impl Metrics {
         }
     }
 
-    /// The rows of `/status.json`: `pooled` is each pooled client's id, idle and busy
-    /// counts (from [`super::pool::Hub::clients`]).
-    pub fn views(&self, pooled: Vec<(Arc<str>, usize, usize)>) -> Vec<ClientView> {
+    /// The rows of `/status.json`: `pooled` is each pooled client's connection counts
+    /// (from [`super::pool::Hub::clients`]).
+    pub fn views(&self, pooled: Vec<Pooled>) -> Vec<ClientView> {
         let clients = self.clients.lock();
         let mut views: Vec<ClientView> = pooled
             .into_iter()
-            .map(|(id, idle, busy)| {
-                let stats = clients.get(&id).cloned().unwrap_or_default();
+            .map(|pooled| {
+                let stats = clients.get(&pooled.id).cloned().unwrap_or_default();
                 ClientView {
-                    id: id.to_string(),
-                    idle,
-                    busy,
+                    id: pooled.id.to_string(),
+                    idle: pooled.idle,
+                    busy: pooled.busy,
+                    pool_idle_size: pooled.size,
                     requests: stats.served.load(Relaxed),
                     errors: stats.errors.load(Relaxed),
                     connected_since: stats.connected_since.load(Relaxed),

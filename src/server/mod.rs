@@ -307,9 +307,9 @@ fn route(shared: &Shared, request: tiny_http::Request) {
     }
 }
 
-/// wsp's plain-text answer: the message and a newline.
+/// wsp's plain-text answer: the message and a newline ([`crate::answer`]).
 pub fn text_response(status: u16, text: &str) -> Response<io::Cursor<Vec<u8>>> {
-    plain_response(status, format!("{text}\n"))
+    plain_response(status, crate::answer::body(text))
 }
 
 /// Adds `Retry-After: 1` to a 503: the caller, or a load balancer, may try again soon.
@@ -322,7 +322,8 @@ pub fn retry_later<R: io::Read>(mut response: Response<R>) -> Response<R> {
 
 fn plain_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
     let mut response = Response::from_data(body).with_status_code(status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"text/plain; charset=utf-8"[..]) {
+    let content_type = crate::answer::CONTENT_TYPE.as_bytes();
+    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], content_type) {
         response.add_header(h);
     }
     response

@@ -27,6 +27,18 @@ pub enum AcquireError {
     UnknownClient,
 }
 
+/// One pooled client's connections, for the status endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pooled {
+    pub id: Arc<str>,
+    pub idle: usize,
+    pub busy: usize,
+    /// The idle size the client announced (its `poolidlesize`). `idle` may be above it:
+    /// a client opens a new connection whenever one turns busy (as the Go client does),
+    /// and the server closes those beyond the size only once idle for `idletimeout`.
+    pub size: usize,
+}
+
 /// Which clients a request may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Choice<'a> {
@@ -94,13 +106,17 @@ impl Hub {
         fresh
     }
 
-    /// Each pooled client's id with its idle and busy connection counts, for the status
-    /// endpoints.
-    pub fn clients(&self) -> Vec<(Arc<str>, usize, usize)> {
+    /// Each pooled client's connection counts, for the status endpoints.
+    pub fn clients(&self) -> Vec<Pooled> {
         let state = self.state.lock();
         let clients = state.clients.iter();
         clients
-            .map(|(id, pool)| (id.clone(), pool.idle.len(), pool.busy))
+            .map(|(id, pool)| Pooled {
+                id: id.clone(),
+                idle: pool.idle.len(),
+                busy: pool.busy,
+                size: pool.size,
+            })
             .collect()
     }
 

@@ -17,6 +17,7 @@ use super::{text_response, Shared, STATUS_PROXY_ERROR};
 use crate::auth::Refused;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
+use crate::rules::{Refusal, Side};
 
 /// How many connections one request may try, when the ones before failed in a way that
 /// makes trying again safe (see [`relay::Outcome::Retry`]).
@@ -171,8 +172,14 @@ pub fn dispatch(
         .rules
         .check(&head.method, &head.url, &head.header)
     {
-        log::info!("{} {}: {denied}", head.method, head.url);
-        return refuse(request, &denied.to_string());
+        let refusal = Refusal {
+            side: Side::Server,
+            denied,
+            method: &head.method,
+            url: &head.url,
+        };
+        log::info!("{refusal}");
+        return refuse(request, &refusal.to_string());
     }
     let only = super::request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
     let mut failed_client = None;

@@ -18,10 +18,16 @@ fn assert_526(reply: &Reply, text: &str) {
     assert_eq!(reply.header("content-type"), Some(ERROR_TYPE));
 }
 
-/// Asserts that `reply` is the client's 527 answer whose text mentions every one of `words`.
+/// Asserts that `reply` is the client's 527 answer whose text mentions every one of `words`,
+/// in the form of every wsp answer: plain text ending with a newline.
 fn assert_527_mentions(reply: &Reply, words: &[&str]) {
     assert_eq!(reply.status, 527, "expected 527, got {reply:?}");
+    assert_eq!(reply.header("content-type"), Some(ERROR_TYPE), "{reply:?}");
     let text = reply.text().to_ascii_lowercase();
+    assert!(
+        text.ends_with('\n'),
+        "527 text {text:?} ends without a newline"
+    );
     for word in words {
         assert!(text.contains(word), "527 text {text:?} lacks {word:?}");
     }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{get, poll, start_client, Server, Stack, READY};
+use crate::support::{get, poll, relay, start_client, upstream, Server, Stack, READY};
 
 const CLIENT: &str = "obs-client";
 
@@ -83,6 +83,37 @@ fn status_json_lists_the_client_and_counts_its_requests() {
     .expect("requests counted");
     let pooled = after["idle"].as_u64().unwrap_or(0) + after["busy"].as_u64().unwrap_or(0);
     assert!(pooled >= 1, "{after}");
+}
+
+/// `idle: 3` for a pool size of 2 is by design: a client opens a new connection when one
+/// turns busy (the Go client does too), so that the next request finds one idle; the
+/// server closes those beyond the size once idle for `idletimeout`. `/status.json` shows
+/// the size beside the counts, so the numbers explain themselves.
+#[test]
+fn status_json_shows_the_pool_size_and_the_spare_connection() {
+    let upstream = upstream();
+    let server = Server::start(&["--idle-timeout", "500"]);
+    let _client = start_client(&server, &["--id", CLIENT, "--pool-idle-size", "2"]);
+    let row_with = |idle: u64| {
+        let found = poll(READY, || {
+            let row = client_row(&status_json(&server, "/status.json", &[]), CLIENT)?;
+            (row["idle"] == idle && row["busy"] == 0).then_some(row)
+        });
+        found.unwrap_or_else(|| panic!("never {idle} idle: {}", get_status(&server)))
+    };
+    // Full, before any request: exactly the announced size.
+    let row = row_with(2);
+    assert_eq!(row["pool_idle_size"], 2, "{row}");
+    let hello = format!("http://{}/hello", upstream.addr());
+    assert_eq!(relay(&server, "GET", &hello, &[], None).status, 200);
+    // While that connection was busy the client opened another one: 3 idle now.
+    assert_eq!(row_with(3)["pool_idle_size"], 2);
+    // Idle beyond the size for longer than idletimeout: closed (clean-up every 5 s).
+    row_with(2);
+}
+
+fn get_status(server: &Server) -> String {
+    get(&format!("http://{}/status.json", server.addr), &[]).text()
 }
 
 #[test]

@@ -4,8 +4,16 @@
 use crate::config::ConfigFile;
 use crate::support::*;
 
-const FORBIDDEN: &str = "Destination is forbidden";
-const NOT_ALLOWED: &str = "Destination is not allowed";
+/// The start of the text of a refusal by blacklist rule `rule` of `side` (`server` or
+/// `client`); the request (`GET http://...`) follows.
+fn forbidden(side: &str, rule: usize) -> String {
+    format!("Destination is forbidden: wsp {side} blacklist[{rule}] matches ")
+}
+
+/// The start of the text of a refusal by `side`'s whitelist.
+fn not_allowed(side: &str) -> String {
+    format!("Destination is not allowed: wsp {side} whitelist: no rule matches ")
+}
 
 /// One mebibyte: a request body far larger than any socket buffer.
 const MIB: usize = 1 << 20;
@@ -41,14 +49,17 @@ fn client_with_rules(rules: &str) -> (Stack, ConfigFile) {
     (stack, file)
 }
 
-/// Asserts a refusal with `status` and `text` (a server's text ends with a newline).
+/// Asserts a refusal with `status` whose text starts with `why` (see [`forbidden`],
+/// [`not_allowed`]) and ends with a newline.
 #[track_caller]
-fn assert_refused(reply: &Reply, status: u16, text: &str) {
-    assert_eq!(
-        (reply.status, reply.text().trim_end()),
-        (status, text),
-        "{reply:?}"
+fn assert_refused(reply: &Reply, status: u16, why: &str) {
+    let text = reply.text();
+    assert_eq!(reply.status, status, "{reply:?}");
+    assert!(
+        text.starts_with(why),
+        "{text:?} does not start with {why:?}"
     );
+    assert!(text.ends_with('\n'), "{text:?}");
 }
 
 #[track_caller]
@@ -60,9 +71,11 @@ fn assert_ok(reply: &Reply) {
 fn server_blacklist_forbids_matching_urls_only() {
     let (stack, _file) =
         server_with_rules("blacklist :\n - url : \"/fail$\"\n - url : \"/status/4[0-9]{2}$\"\n");
-    assert_refused(&stack.relay("GET", "/fail", &[], None), 526, FORBIDDEN);
+    let fail = stack.relay("GET", "/fail", &[], None);
+    let whole = format!("{}GET {}\n", forbidden("server", 0), stack.url("/fail"));
+    assert_eq!((fail.status, fail.text()), (526, whole));
     let not_found = stack.relay("GET", "/status/404", &[], None);
-    assert_refused(&not_found, 526, FORBIDDEN);
+    assert_refused(&not_found, 526, &forbidden("server", 1));
     assert_ok(&stack.relay("GET", "/status/200", &[], None));
     let hello = stack.relay("GET", "/hello", &[], None);
     assert_eq!((hello.status, hello.text().as_str()), (200, "hello world"));
@@ -70,7 +83,7 @@ fn server_blacklist_forbids_matching_urls_only() {
     // A refused request with a big body is still answered, and the next one relayed.
     let body = random_bytes(MIB, 1);
     let denied = stack.relay("POST", "/fail", &[], Some(&body));
-    assert_refused(&denied, 526, FORBIDDEN);
+    assert_refused(&denied, 526, &forbidden("server", 0));
     let echoed = stack.relay("POST", "/post", &[], Some(b"after"));
     assert_eq!(
         (echoed.status, echoed.body.as_slice()),
@@ -86,10 +99,18 @@ fn server_whitelist_allows_only_matching_rules() {
     assert_ok(&stack.relay("GET", "/hello", &[], None));
     let echoed = stack.relay("POST", "/post", &[], Some(b"allowed"));
     assert_eq!(echoed.body, b"allowed");
-    assert_refused(&stack.relay("GET", "/header", &[], None), 526, NOT_ALLOWED);
-    assert_refused(&stack.relay("GET", "/post", &[], None), 526, NOT_ALLOWED);
+    assert_refused(
+        &stack.relay("GET", "/header", &[], None),
+        526,
+        &not_allowed("server"),
+    );
+    assert_refused(
+        &stack.relay("GET", "/post", &[], None),
+        526,
+        &not_allowed("server"),
+    );
     let unanchored = stack.relay("GET", "/hello/more", &[], None);
-    assert_refused(&unanchored, 526, NOT_ALLOWED);
+    assert_refused(&unanchored, 526, &not_allowed("server"));
 }
 
 #[test]
@@ -108,22 +129,30 @@ fn server_method_and_header_rules_allow_and_deny() {
     let yes = [("X-Custom", "yes")];
     // The method rule.
     assert_ok(&stack.relay("PUT", "/hello", &[], None));
-    assert_refused(&stack.relay("POST", "/hello", &[], None), 526, NOT_ALLOWED);
+    assert_refused(
+        &stack.relay("POST", "/hello", &[], None),
+        526,
+        &not_allowed("server"),
+    );
     // The header rule, whatever the method and URL; the value must match whole.
     assert_ok(&stack.relay("POST", "/hello", &yes, None));
     assert_ok(&stack.relay("GET", "/header", &yes, None));
-    assert_refused(&stack.relay("GET", "/header", &[], None), 526, NOT_ALLOWED);
+    assert_refused(
+        &stack.relay("GET", "/header", &[], None),
+        526,
+        &not_allowed("server"),
+    );
     let almost = [("X-Custom", "yes!")];
     assert_refused(
         &stack.relay("GET", "/header", &almost, None),
         526,
-        NOT_ALLOWED,
+        &not_allowed("server"),
     );
     // Blacklisted method and header, though a whitelist rule matches.
     let delete = stack.relay("DELETE", "/hello", &yes, None);
-    assert_refused(&delete, 526, FORBIDDEN);
+    assert_refused(&delete, 526, &forbidden("server", 0));
     let blocked = stack.relay("GET", "/hello", &[("x-block", "1")], None);
-    assert_refused(&blocked, 526, FORBIDDEN);
+    assert_refused(&blocked, 526, &forbidden("server", 1));
     assert_ok(&stack.relay("GET", "/hello", &[("x-block", "10")], None));
 }
 
@@ -133,8 +162,12 @@ fn server_blacklist_wins_over_whitelist() {
         server_with_rules("blacklist :\n - url : \"deny=1\"\nwhitelist :\n - url : \"/hello\"\n");
     assert_ok(&stack.relay("GET", "/hello?deny=0", &[], None));
     let both = stack.relay("GET", "/hello?deny=1", &[], None);
-    assert_refused(&both, 526, FORBIDDEN);
-    assert_refused(&stack.relay("GET", "/header", &[], None), 526, NOT_ALLOWED);
+    assert_refused(&both, 526, &forbidden("server", 0));
+    assert_refused(
+        &stack.relay("GET", "/header", &[], None),
+        526,
+        &not_allowed("server"),
+    );
 }
 
 #[test]
@@ -152,14 +185,28 @@ fn client_rules_refuse_with_527() {
     ));
     assert_ok(&stack.relay("GET", "/hello", &[], None));
     // Blacklisted, though whitelisted too.
-    assert_refused(&stack.relay("GET", "/fail", &[], None), 527, FORBIDDEN);
-    assert_refused(&stack.relay("DELETE", "/hello", &[], None), 527, FORBIDDEN);
+    assert_refused(
+        &stack.relay("GET", "/fail", &[], None),
+        527,
+        &forbidden("client", 0),
+    );
+    assert_refused(
+        &stack.relay("DELETE", "/hello", &[], None),
+        527,
+        &forbidden("client", 1),
+    );
     let yes = stack.relay("GET", "/hello", &[("X-Custom", "yes")], None);
-    assert_refused(&yes, 527, FORBIDDEN);
+    assert_refused(&yes, 527, &forbidden("client", 2));
     assert_ok(&stack.relay("GET", "/hello", &[("X-Custom", "no")], None));
     // Not whitelisted: another URL, or the right URL with another method.
-    assert_refused(&stack.relay("GET", "/header", &[], None), 527, NOT_ALLOWED);
-    assert_refused(&stack.relay("GET", "/post", &[], None), 527, NOT_ALLOWED);
+    let header = stack.relay("GET", "/header", &[], None);
+    let whole = format!("{}GET {}\n", not_allowed("client"), stack.url("/header"));
+    assert_eq!((header.status, header.text()), (527, whole));
+    assert_refused(
+        &stack.relay("GET", "/post", &[], None),
+        527,
+        &not_allowed("client"),
+    );
     let echoed = stack.relay("POST", "/post", &[], Some(b"posted"));
     assert_eq!(
         (echoed.status, echoed.body.as_slice()),
@@ -179,7 +226,7 @@ fn client_refusal_with_a_body_keeps_the_connection() {
     for round in 0..3u64 {
         let body = random_bytes(MIB, round + 1);
         let denied = stack.relay("POST", "/upload-count", &[], Some(&body));
-        assert_refused(&denied, 527, FORBIDDEN);
+        assert_refused(&denied, 527, &forbidden("client", 0));
         let next = stack.relay("POST", "/post", &[], Some(&body[..1000]));
         assert_eq!(next.status, 200, "round {round}: {}", next.text());
         assert_eq!(next.body, &body[..1000], "round {round}");

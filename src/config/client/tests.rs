@@ -43,9 +43,17 @@ fn example_file_loads() {
         Ok(())
     );
     let admin = rules.check("GET", "http://127.0.0.1:8081/admin/users", &none);
-    assert_eq!(admin, Err(Denied::Forbidden));
+    assert_eq!(admin, Err(Denied::Forbidden(0)));
     let outside = rules.check("GET", "http://example.com/", &none);
     assert_eq!(outside, Err(Denied::NotAllowed));
+    // The README's example against `make demo`: a JSON POST to the test API passes, the
+    // same POST with another body type does not.
+    let post = "http://127.0.0.1:8081/post";
+    let typed = |value: &str| Headers::from([("Content-Type".into(), vec![value.into()])]);
+    let json = rules.check("POST", post, &typed("application/json"));
+    assert_eq!(json, Ok(()));
+    let text = rules.check("POST", post, &typed("text/plain"));
+    assert_eq!(text, Err(Denied::NotAllowed));
 }
 
 #[test]

@@ -35,10 +35,18 @@ fn example_file_loads() {
     custom.insert("X-Custom-Header".into(), vec!["value".into()]);
     let rules = &config.rules;
     let google = "https://google.com/";
-    assert_eq!(rules.check("GET", google, &custom), Err(Denied::Forbidden));
+    assert_eq!(
+        rules.check("GET", google, &custom),
+        Err(Denied::Forbidden(0))
+    );
     assert_eq!(rules.check("GET", google, &Headers::new()), Ok(()));
-    let post = rules.check("POST", "http://api/", &Headers::new());
-    assert_eq!(post, Err(Denied::NotAllowed));
+    // The README's example against `make demo` (a JSON POST to the test API) passes.
+    let mut json = Headers::new();
+    json.insert("Content-Type".into(), vec!["application/json".into()]);
+    let post = rules.check("POST", "http://127.0.0.1:8081/post", &json);
+    assert_eq!(post, Ok(()));
+    let put = rules.check("PUT", "http://api/", &Headers::new());
+    assert_eq!(put, Err(Denied::NotAllowed));
 }
 
 #[test]

@@ -115,10 +115,17 @@ fn client_views_join_the_pool_and_the_counters() {
     metrics.registered(&stats, first, true);
     metrics.record(&stats, &exchange(200, 1, true));
     metrics.record(&stats, &exchange(200, 1, false));
-    let views = metrics.views(vec![(id.clone(), 2, 1), ("a".into(), 0, 0)]);
+    let pooled = |id: &Arc<str>, idle, busy| Pooled {
+        id: id.clone(),
+        idle,
+        busy,
+        size: 2,
+    };
+    let views = metrics.views(vec![pooled(&id, 2, 1), pooled(&"a".into(), 0, 0)]);
     assert_eq!(views[0].id, "a", "sorted by id");
     let v = &views[1];
     assert_eq!((v.idle, v.busy, v.requests, v.errors), (2, 1, 1, 1));
+    assert_eq!(v.pool_idle_size, 2);
     assert!(v.connected_since > 1_700_000_000, "{}", v.connected_since);
     let text = metrics.render(&views);
     assert_eq!(

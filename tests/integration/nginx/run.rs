@@ -27,8 +27,9 @@ fn nginx_binary() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "nginx is not installed (looked in PATH and {NGINX_DIRS:?}); the deployment \
-                 tests run the example configuration with the real nginx. Install it: \
-                 `sudo apt-get install nginx-light` (Debian/Ubuntu; `.ci/run` does it in CI)"
+                 tests run the example configuration with the real nginx. `make test` \
+                 installs it (scripts/test-deps.sh); by hand, as root: `apt-get update && \
+                 apt-get install nginx-light` (Debian/Ubuntu)"
             )
         })
 }

@@ -12,6 +12,7 @@ pub mod tls;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -127,6 +128,32 @@ pub fn status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} for pid {pid}"))
 }
 
+/// A port that is free now and that nothing else in these tests can be given meanwhile,
+/// for a server that must restart on the same address: one below the kernel's ephemeral
+/// range (`ip_local_port_range`), from which every `bind(0)` and every outgoing connection
+/// of the other tests takes its port. A port of that range, freed by a server killed,
+/// could be taken by any connection before the restart. Each call in this process gets
+/// another port, so tests running at once never pick the same one.
+pub fn restartable_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let low: u16 = range
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(32768);
+    let (first, count) = (low.saturating_sub(8192).max(1024), 8192.min(low - 1024));
+    // Another test binary started at the same time starts elsewhere.
+    let offset = (std::process::id() % u32::from(count)) as u16;
+    for _ in 0..count {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(offset) % count;
+        let port = first + n;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {first}..{}", first + count)
+}
+
 /// A running `wsp_server` and its address.
 pub struct Server {
     pub proc: Proc,
@@ -211,7 +238,8 @@ pub fn assert_hello(server: &Server, upstream: &TestApi) {
 
 /// Starts the test API in-process on an ephemeral port.
 /// A test API, a server started with `server_flags` and two clients `a` and `b` at debug
-/// level with `client_flags`, both registered before it returns.
+/// level with `client_flags`, both with their pools full before it returns (each logs
+/// `connected to <target>: N connections` once its `poolidlesize` connections are up).
 pub fn two_clients(server_flags: &[&str], client_flags: &[&str]) -> (TestApi, Server, Proc, Proc) {
     let upstream = upstream();
     let server = Server::start(server_flags);
@@ -223,7 +251,7 @@ pub fn two_clients(server_flags: &[&str], client_flags: &[&str]) -> (TestApi, Se
     let (a, b) = (start("a"), start("b"));
     wait_relay_ready(&server, &upstream);
     for client in [&a, &b] {
-        client.wait_log("connected to");
+        client.wait_log("connected to ws://");
     }
     (upstream, server, a, b)
 }
