@@ -215,10 +215,10 @@ fn failure(shared: &Shared, client_id: &str, error: &Error) -> (u16, String) {
 /// wsp's 526 with `text`, written straight to the caller (the request was turned into
 /// a writer already).
 fn answer_error(out: &mut dyn std::io::Write, relayed: &respond::ResponseHead<'_>, text: &str) {
-    let text = format!("{text}\n");
+    let text = crate::answer::body(text);
     let headers = [(
         "Content-Type".to_string(),
-        "text/plain; charset=utf-8".to_string(),
+        crate::answer::CONTENT_TYPE.to_string(),
     )];
     let head = respond::ResponseHead {
         status: STATUS_PROXY_ERROR,

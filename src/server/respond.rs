@@ -18,8 +18,6 @@
 use std::io::{self, Read, Write};
 use std::time::SystemTime;
 
-use ureq::http::StatusCode;
-
 use crate::buffer::CopyBuffer;
 
 /// What the caller is sent, before the body.
@@ -164,10 +162,7 @@ impl Read for Exact<'_> {
 }
 
 fn head_text(head: &ResponseHead<'_>, chunked: bool, close_delimited: bool) -> String {
-    let reason = StatusCode::from_u16(head.status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
+    let reason = crate::answer::reason(head.status);
     let version = if head.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
     let mut text = format!("{version} {} {reason}\r\n", head.status);
     for (name, value) in head.headers {

@@ -103,6 +103,27 @@ fn refused_upstream_connection_is_527() {
     assert_eq!(stack.relay("GET", "/hello", &[], None).status, 200);
 }
 
+/// wsp's own statuses are in no registry: their status lines still say whose error it
+/// is, the server's (526, written by tiny_http) as the client's (527, relayed).
+#[test]
+fn wsp_statuses_have_reason_phrases() {
+    let stack = Stack::start(&[], &[]);
+    let status_line = |destination: &str| {
+        let mut stream = std::net::TcpStream::connect(stack.server.addr).expect("connect");
+        let request = format!(
+            "GET /request HTTP/1.1\r\nHost: x\r\nX-PROXY-DESTINATION: {destination}\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
+        stream.set_read_timeout(Some(READY)).expect("time-out");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line).expect("read");
+        line
+    };
+    assert_eq!(status_line("ftp://x/"), "HTTP/1.1 526 wsp Server Error\r\n");
+    let closed = format!("http://127.0.0.1:{}/x", closed_port());
+    assert_eq!(status_line(&closed), "HTTP/1.1 527 wsp Client Error\r\n");
+}
+
 #[test]
 fn destinations_a_client_cannot_call_are_refused_by_the_server() {
     let stack = Stack::start(&[], &[]);

@@ -76,6 +76,10 @@ impl StatusCode {
             508 => "Loop Detected",
             510 => "Not Extended",
             511 => "Network Authentication Required",
+            // wsp patch: wsp's own statuses (the Go wsp's), registered nowhere; the same
+            // phrases as wsp's `answer::reason` gives the answers it writes itself.
+            526 => "wsp Server Error",
+            527 => "wsp Client Error",
             _ => "Unknown",
         }
     }
