@@ -3,8 +3,10 @@
 # called by `make test` (before anything else) and by `.ci/run` (which needs `make` itself).
 #
 # - nginx: the deployment test (tests/integration/nginx/) runs the real nginx with
-#   examples/nginx/wsp.conf; it fails without it.
-# - curl: the proxy-mode tests check that curl, a real proxy client, gets through.
+#   examples/nginx/wsp.conf, and the transparency tests use it as an internal API; they
+#   fail without it.
+# - curl: the proxy-mode and transparency tests check that curl, a real caller, gets
+#   through.
 # - make: `.ci/run` runs `make test`.
 #
 # Nothing missing: silent, and done in a few milliseconds (no package manager is asked).
@@ -21,8 +23,8 @@ readonly SELF="test-deps"
 readonly NGINX_DIRS=(/usr/sbin /usr/local/sbin /usr/local/nginx/sbin)
 
 declare -A WHY=(
-    [nginx]="the deployment test (tests/integration/nginx/) runs the real nginx"
-    [curl]="the proxy-mode tests drive curl through the server"
+    [nginx]="the deployment and transparency tests run the real nginx"
+    [curl]="the proxy-mode and transparency tests drive curl through the server"
     [make]=".ci/run runs make test"
 )
 
