@@ -39,6 +39,8 @@ pub fn init_logging(level: &str) -> Result<(), ExitCode> {
         .set_target_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off)
         .add_filter_allow_str("wsp")
+        // The vendored HTTP server's few lines: accept failures, threads it cannot start.
+        .add_filter_allow_str("tiny_http")
         .build();
     // Only fails when a logger is already set, which cannot happen in our binaries.
     let _ = TermLogger::init(filter, config, TerminalMode::Stderr, ColorChoice::Never);

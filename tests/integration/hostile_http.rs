@@ -537,3 +537,43 @@ fn an_idle_keep_alive_connection_is_closed_silently() {
         "closed after {idle:?}"
     );
 }
+
+/// The file descriptor limit the flooded server runs with: a few dozen connections.
+const FLOOD_FD_LIMIT: u64 = 64;
+/// Connections the flood opens and holds: well past what `FLOOD_FD_LIMIT` lets in.
+const FLOOD_CONNECTIONS: usize = 80;
+
+/// One burst of connections past the file descriptor limit must not leave the server
+/// deaf: accepting fails (EMFILE) while they are open, and serves again once they close.
+/// (Upstream tiny_http ended its accept loop at the first error, or panicked in it.)
+#[test]
+fn a_flood_past_the_fd_limit_leaves_the_server_serving_after_it() {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wsp_server"));
+    command.args(["--port", "0", "--secret-key", SECRET]);
+    let limit = libc::rlimit {
+        rlim_cur: FLOOD_FD_LIMIT,
+        rlim_max: FLOOD_FD_LIMIT,
+    };
+    // SAFETY: setrlimit(2) in the child between fork and exec, with a valid struct; it
+    // allocates nothing and touches no lock.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let server = Server::from_proc(Proc::spawn_command(command));
+    let flood: Vec<TcpStream> = (0..FLOOD_CONNECTIONS)
+        .filter_map(|_| TcpStream::connect(server.addr).ok())
+        .collect();
+    server.proc.wait_log("Too many open files");
+    drop(flood);
+    let status = format!("http://{}/status", server.addr);
+    poll(READY, || {
+        let reply = caller().get(&status).call().ok()?;
+        (reply.status() == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("deaf after the flood; log:\n{}", server.proc.log.lock()));
+}

@@ -280,7 +280,9 @@ impl Server {
         // building the TcpListener
         let (server, local_addr) = {
             let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
+            // wsp patch: not "listening on", which wsp's own line says (with its scheme)
+            // once it is ready, and which scripts and tests look for.
+            log::debug!("accept loop bound to {}", local_addr);
             (listener, local_addr)
         };
 
@@ -314,13 +316,14 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            let mut failures = util::AcceptFailures::default();
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         // wsp patch: a handle on the TCP socket, for the connection's time-outs
                         let socket = sock.tcp_handle();
-                        let (read_closable, write_closable) = match ssl {
+                        let streams = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(feature = "ssl-rustls")]
                             Some(ref ssl) => {
@@ -340,6 +343,16 @@ impl Server {
                             #[cfg(not(feature = "ssl-rustls"))]
                             Some(ref _ssl) => unreachable!(),
                         };
+                        // wsp patch: a connection that cannot be set up (no file
+                        // descriptor left to duplicate it) is closed, and accepting goes on.
+                        let (read_closable, write_closable) = match streams {
+                            Ok(streams) => streams,
+                            Err(e) => {
+                                failures.note(&e, "setting up an accepted connection");
+                                continue;
+                            }
+                        };
+                        failures.reset();
 
                         Ok(ClientConnection::new(write_closable, read_closable, socket))
                     }
@@ -374,11 +387,12 @@ impl Server {
                         }));
                     }
 
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
+                    // wsp patch: upstream ended the accept loop at the first error, and
+                    // the listener with it: one burst of connections past the file
+                    // descriptor limit (EMFILE) left the server deaf for good, silently.
+                    // Every accept error is transient for a listener that exists: log it
+                    // (at most once a second), back off, and go on.
+                    Err(e) => failures.note(&e, "accepting a connection"),
                 }
             }
             log::debug!("Terminating accept thread");

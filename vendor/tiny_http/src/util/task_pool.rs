@@ -85,7 +85,10 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // wsp patch: a thread that cannot be started (the process is at its thread or
+        // memory limit) drops its task, closing that one connection, with a log line;
+        // upstream's `thread::spawn` panicked, in the accept thread, ending all accepting.
+        let started = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -129,6 +132,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = started {
+            log::error!("cannot start a thread for a connection, which is closed: {e}");
+        }
     }
 }
 
