@@ -197,6 +197,26 @@ impl RuleSet {
         self.blacklist.is_empty() && self.whitelist.is_empty()
     }
 
+    /// [`RuleSet::check`] for `side`, a refusal carrying the whole text a caller gets.
+    ///
+    /// # Errors
+    ///
+    /// As [`RuleSet::check`], with the side and the request for the text.
+    pub fn refusal<'a>(
+        &self,
+        side: Side,
+        method: &'a str,
+        url: &'a str,
+        headers: &Headers,
+    ) -> Result<(), Refusal<'a>> {
+        self.check(method, url, headers).map_err(|denied| Refusal {
+            side,
+            denied,
+            method,
+            url,
+        })
+    }
+
     /// Decides whether a request may go to `url`.
     ///
     /// # Errors

@@ -17,7 +17,7 @@ use super::stack;
 use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
-use crate::rules::{Refusal, Side};
+use crate::rules::Side;
 
 /// How often an idle connection looks whether the client is shutting down. Idle threads
 /// sleep in a socket read; this bounds how long a shutdown waits for them.
@@ -149,17 +149,8 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> 
             return Err(e);
         }
     };
-    if let Err(denied) = pool
-        .config
-        .rules
-        .check(&head.method, &head.url, &head.header)
-    {
-        let refusal = Refusal {
-            side: Side::Client,
-            denied,
-            method: &head.method,
-            url: &head.url,
-        };
+    let rules = &pool.config.rules;
+    if let Err(refusal) = rules.refusal(Side::Client, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
         skip_body(ws)?;
         return answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string());

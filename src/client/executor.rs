@@ -103,12 +103,7 @@ pub fn execute(agent: &Agent, head: &RequestHead, body: &mut dyn Read) -> Result
         Err(e) => return Err(fail(&e)),
     };
     let (parts, body) = response.into_parts();
-    let mut header = response_headers(&parts.headers).map_err(|e| fail(&e))?;
-    if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
-        // The body was read by its chunks, which override any length (RFC 9112 §6.3): a
-        // length passed on would promise the caller bytes that never come.
-        header.remove("Content-Length");
-    }
+    let header = response_headers(&parts.headers).map_err(|e| fail(&e))?;
     let content_length = crate::headers::first(&header, "Content-Length")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1);
@@ -185,7 +180,8 @@ fn request_builder(head: &RequestHead) -> Result<(http::request::Builder, bool),
     Ok((builder, with_body))
 }
 
-/// Response headers in Go's form, without hop-by-hop ones.
+/// Response headers in Go's form, without hop-by-hop ones, nor a `Content-Length` that
+/// chunks override.
 ///
 /// # Errors
 /// A value that is not UTF-8 (Latin-1 bytes, RFC 9110's obsolete `obs-text`): the wire
@@ -198,9 +194,14 @@ fn response_headers(headers: &http::HeaderMap) -> Result<Headers, String> {
             .iter()
             .filter_map(|v| v.to_str().ok()),
     );
+    // A body framed by chunks overrides any length (RFC 9112 §6.3): a length passed on
+    // with it would promise the caller bytes that never come.
+    let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
     let mut out = Headers::new();
     for (name, value) in headers {
-        if is_hop_by_hop(name.as_str(), &tokens) {
+        if is_hop_by_hop(name.as_str(), &tokens)
+            || (chunked && name == http::header::CONTENT_LENGTH)
+        {
             continue;
         }
         let value = std::str::from_utf8(value.as_bytes()).map_err(|e| {

@@ -17,7 +17,7 @@ use super::{text_response, Shared, STATUS_PROXY_ERROR};
 use crate::auth::Refused;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
-use crate::rules::{Refusal, Side};
+use crate::rules::Side;
 
 /// How many connections one request may try, when the ones before failed in a way that
 /// makes trying again safe (see [`relay::Outcome::Retry`]).
@@ -167,17 +167,8 @@ pub fn dispatch(
         let _ = request.respond(text_response(400, &text));
         return;
     }
-    if let Err(denied) = shared
-        .config
-        .rules
-        .check(&head.method, &head.url, &head.header)
-    {
-        let refusal = Refusal {
-            side: Side::Server,
-            denied,
-            method: &head.method,
-            url: &head.url,
-        };
+    let rules = &shared.config.rules;
+    if let Err(refusal) = rules.refusal(Side::Server, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
         return refuse(request, &refusal.to_string());
     }
