@@ -94,6 +94,15 @@ impl<S: Read + Write> WsConn<S> {
         }
     }
 
+    /// Wraps a stream whose handshake is done, with the bytes already read past it.
+    pub fn with_leftover(stream: S, leftover: Vec<u8>, role: Role) -> Self {
+        WsConn {
+            io: Buffered::with_leftover(stream, leftover),
+            role,
+            out: Vec::new(),
+        }
+    }
+
     /// Wraps a buffered stream that may already hold bytes read past the handshake.
     pub fn from_buffered(io: BufReader<S>, role: Role) -> Self {
         let leftover = io.buffer().to_vec();

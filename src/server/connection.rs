@@ -1,9 +1,8 @@
-//! One registered WebSocket as the server keeps it: the stream, its client, a second
-//! handle on its socket, and the checks that tell whether the client is still there
+//! One registered WebSocket as the server keeps it: the stream (which owns its socket),
+//! its client, and the checks that tell whether the client is still there
 //! (pongs heard, a close seen, silence past `pingtimeout`). Where connections wait, and
 //! who takes them, is [`super::pool`]'s job.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,9 @@ pub const CLOSE_NORMAL: u16 = 1000;
 /// Close code for a connection closed because we give it up (RFC 6455: going away).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// The upgraded stream tiny_http gives for a `/register` request.
-pub type Stream = Box<dyn tiny_http::ReadWrite + Send>;
+/// The upgraded stream tiny_http hands over for a `/register` request: the socket itself
+/// (or the TLS stream over it), by value.
+pub type Stream = tiny_http::UpgradedStream;
 
 /// One registered WebSocket.
 pub struct Connection {
@@ -25,9 +25,6 @@ pub struct Connection {
     pub ws: WsConn<Stream>,
     /// The id of the client that opened it.
     pub client_id: Arc<str>,
-    /// A second handle on the socket, for shutting it down from outside the stream
-    /// (tiny_http's upgraded stream hides it). `None` where it could not be found.
-    pub socket: Option<TcpStream>,
     /// Its client's counters, so that a request counts itself without a look-up.
     pub stats: Arc<ClientStats>,
     /// Whether the WebSocket runs over TLS (the server's `certfile`): see
@@ -44,14 +41,12 @@ impl Connection {
     pub fn new(
         ws: WsConn<Stream>,
         client_id: Arc<str>,
-        socket: Option<TcpStream>,
         stats: Arc<ClientStats>,
         tls: bool,
     ) -> Self {
         Connection {
             ws,
             client_id,
-            socket,
             stats,
             tls,
             idle_since: Instant::now(),
@@ -61,8 +56,8 @@ impl Connection {
 
     /// Whether the client is still there: answers the pings that came in while the
     /// connection sat idle, spots a peer that closed or died, and one silent for longer
-    /// than `ping_timeout` (it no longer answers our pings). Without a socket handle (see
-    /// [`super::socket`]) it cannot look, and assumes so.
+    /// than `ping_timeout` (it no longer answers our pings). Over a Unix socket it cannot
+    /// look, and assumes so.
     ///
     /// Over TLS the socket alone cannot tell: rustls may hold records it already
     /// decrypted (a ping or a close that came in the same read as the end of the last
@@ -72,7 +67,7 @@ impl Connection {
     /// to a request. So a TLS connection is always read, without blocking: three system
     /// calls instead of one, on a path that also decrypts and encrypts each request.
     pub(super) fn check(&mut self, ping_timeout: Duration) -> Result<(), String> {
-        let Some(socket) = &self.socket else {
+        let Some(socket) = self.ws.get_ref().tcp() else {
             return Ok(());
         };
         // The common case, a quiet socket, costs one system call; reading it without
@@ -81,17 +76,15 @@ impl Connection {
             || self.ws.has_buffered()
             || poll::readable(socket, Duration::ZERO).unwrap_or(true);
         if look {
-            socket
-                .set_nonblocking(true)
-                .map_err(|e| format!("socket unusable: {e}"))?;
+            set_nonblocking(&self.ws, true)?;
             let idle = self.ws.check_idle();
-            let restored = socket.set_nonblocking(false);
+            let restored = set_nonblocking(&self.ws, false);
             match idle {
                 Idle::Gone => return Err("closed by the client".into()),
                 Idle::Heard => self.last_heard = Instant::now(),
                 Idle::Quiet => {}
             }
-            restored.map_err(|e| format!("socket unusable: {e}"))?;
+            restored?;
         }
         let silent = self.last_heard.elapsed();
         if silent > ping_timeout {
@@ -109,12 +102,12 @@ impl Connection {
     /// socket buffer is full is not answering anyway.
     pub(super) fn probe(&mut self, ping_timeout: Duration) -> Result<(), String> {
         self.check(ping_timeout)?;
-        let Some(socket) = &self.socket else {
+        if self.ws.get_ref().tcp().is_none() {
             return Ok(());
-        };
-        let _ = socket.set_nonblocking(true);
+        }
+        let _ = set_nonblocking(&self.ws, true);
         let pinged = self.ws.ping();
-        let _ = socket.set_nonblocking(false);
+        let _ = set_nonblocking(&self.ws, false);
         pinged.map_err(|e| format!("cannot ping: {e}"))
     }
 
@@ -122,8 +115,16 @@ impl Connection {
     /// shut down.
     pub(super) fn close(mut self, code: u16, reason: &str) {
         self.ws.close(code, reason);
-        if let Some(socket) = &self.socket {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
+        let _ = self.ws.get_mut().shutdown();
+    }
+}
+
+/// Switches the connection's socket to non-blocking mode or back.
+fn set_nonblocking(ws: &WsConn<Stream>, on: bool) -> Result<(), String> {
+    match ws.get_ref().tcp() {
+        Some(socket) => socket
+            .set_nonblocking(on)
+            .map_err(|e| format!("socket unusable: {e}")),
+        None => Ok(()),
     }
 }

@@ -20,7 +20,6 @@
 //! - [`connection`]: one registered WebSocket and its liveness checks.
 //! - [`status`]: `/status`, `/status.json` and `/metrics`.
 //! - [`metrics`]: the counters behind them.
-//! - [`socket`]: the TCP socket behind a tiny_http connection.
 //! - [`tls`]: the certificate and key the server terminates TLS with, if configured.
 
 pub mod connection;
@@ -31,7 +30,6 @@ pub mod register;
 pub mod relay;
 pub mod request;
 pub mod respond;
-pub mod socket;
 pub mod status;
 pub mod tls;
 
@@ -91,8 +89,6 @@ pub struct Shared {
     pub hub: Hub,
     /// Counters for `/metrics` and `/status.json`.
     pub metrics: Metrics,
-    /// The port we listen on, to find accepted sockets (see [`socket`]).
-    pub local_port: u16,
     /// Requests being handled, for the graceful shutdown to wait on.
     in_flight: AtomicUsize,
     /// Set once the shutdown began: requests still arriving are turned away.
@@ -165,7 +161,6 @@ impl Server {
             hub: Hub::new(config.ping_timeout),
             config,
             metrics: Metrics::default(),
-            local_port: addr.port(),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
         });

@@ -367,11 +367,9 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(mut conn) = self.conn.take() {
             self.hub.state.lock().discard(&conn.client_id);
-            if let Some(socket) = &conn.socket {
-                let _ = socket.shutdown(std::net::Shutdown::Both);
-            }
+            let _ = conn.ws.get_mut().shutdown();
         }
     }
 }

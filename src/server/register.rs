@@ -11,7 +11,7 @@ use tiny_http::{Header, Request, Response};
 use tungstenite::handshake::derive_accept_key;
 
 use super::connection::{Connection, Stream};
-use super::{request_header as header, socket, text_response, Error, Shared, STATUS_PROXY_ERROR};
+use super::{request_header as header, text_response, Error, Shared, STATUS_PROXY_ERROR};
 use crate::protocol::greeting::MAX_GREETING_LEN;
 use crate::protocol::{Greeting, Role, WsConn};
 
@@ -39,13 +39,14 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     if let Ok(h) = Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes()) {
         response.add_header(h);
     }
-    let stream = request.upgrade("websocket", response);
-    let socket = peer.and_then(|p| socket::find(shared.local_port, p));
-    if let Some(s) = &socket {
+    let upgraded = request
+        .upgrade("websocket", response)
+        .map_err(|e| Error::Register(format!("{peer:?}: upgrade failed: {e}")))?;
+    if let Some(s) = upgraded.stream.tcp() {
         let _ = s.set_nodelay(true);
         let _ = s.set_read_timeout(Some(GREETING_TIMEOUT));
     }
-    let mut ws = WsConn::new(stream, Role::Server);
+    let mut ws = WsConn::with_leftover(upgraded.stream, upgraded.leftover, Role::Server);
     let greeting = match read_greeting(&mut ws) {
         Ok(g) => g,
         Err(e) => {
@@ -53,7 +54,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
             return Err(Error::Register(format!("{peer:?}: {e}")));
         }
     };
-    if let Some(s) = &socket {
+    if let Some(s) = ws.get_ref().tcp() {
         // For the connection's whole life, set once here rather than per request (two
         // system calls each time): idle, it is only ever read without blocking.
         let timeout = Some(shared.config.request_timeout);
@@ -68,7 +69,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     ws.release_buffers();
     let id: Arc<str> = greeting.id.into();
     let (stats, first) = shared.metrics.client(&id);
-    let conn = Connection::new(ws, id, socket, stats.clone(), tls);
+    let conn = Connection::new(ws, id, stats.clone(), tls);
     let fresh = shared.hub.add(conn, greeting.size);
     shared.metrics.registered(&stats, first, fresh);
     Ok(())

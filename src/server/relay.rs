@@ -20,7 +20,7 @@ use super::connection::Stream;
 use super::metrics::{ClientStats, Exchange};
 use super::pool::Lease;
 use super::respond::{self, SendError, Sent};
-use super::{socket, text_response, Shared, STATUS_PROXY_ERROR};
+use super::{text_response, Shared, STATUS_PROXY_ERROR};
 use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::is_timeout_kind;
@@ -40,7 +40,7 @@ pub enum Outcome {
     /// The connection failed before the request could have had an effect and before
     /// anything of the caller's was consumed: the request may go over another connection,
     /// preferably of another client than this one.
-    Retry(Request, Arc<str>),
+    Retry(Box<Request>, Arc<str>),
 }
 
 /// Relays `request` over the leased connection and answers the caller, unless the
@@ -60,7 +60,7 @@ pub fn relay(
             log::warn!("{} {} via {client_id}: {e}", head.method, head.url);
             if is_replayable(head, stage, &e) {
                 shared.metrics.count_failed(&lease.conn().stats);
-                return Outcome::Retry(request, client_id);
+                return Outcome::Retry(Box::new(request), client_id);
             }
             let (status, text) = failure(shared, &client_id, &e);
             let _ = request.respond(text_response(status, &text));
@@ -133,7 +133,9 @@ fn stream_response(
     let (headers, declared) = response_headers(&response_head.header);
     // A head without `Content-Length` (a client's own 527) may still give the length.
     let length = declared.or_else(|| u64::try_from(response_head.content_length).ok());
-    let peer = request.remote_addr().copied();
+    // Taken before the request becomes a writer: a body cut short must end the caller's
+    // connection (below).
+    let caller_connection = request.connection_handle();
     let caller_head = respond::ResponseHead {
         status,
         headers: &headers,
@@ -180,8 +182,8 @@ fn stream_response(
     // A body ended by closing, or cut short: the caller must see the connection end,
     // or it would wait for more.
     if matches!(sent, Ok(Sent::CloseToEnd) | Err(SendError::Body(_))) {
-        if let Some(s) = peer.and_then(|p| socket::find(shared.local_port, p)) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+        if let Some(handle) = &caller_connection {
+            let _ = handle.shutdown();
         }
     }
     if finished {

@@ -194,7 +194,7 @@ pub fn dispatch(
         match relay::relay(shared, lease, &head, request, arrival) {
             Outcome::Answered => return,
             Outcome::Retry(again, client) => {
-                request = again;
+                request = *again;
                 failed_client = Some(client);
             }
         }

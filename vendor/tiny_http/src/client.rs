@@ -4,11 +4,13 @@ use std::io::Error as IoError;
 use std::io::Result as IoResult;
 use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
+use crate::connection::Connection;
 use crate::head::{is_timeout, Head};
 use crate::limits::{
     BODY_READ_TIMEOUT, HEADER_TIMEOUT, MAX_HEADER_COUNT, MAX_HEADER_LINE_LEN, MAX_HEAD_LEN,
@@ -41,8 +43,9 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // wsp patch: the accepted TCP socket, to set its time-outs (None for Unix sockets)
-    socket: Option<TcpStream>,
+    // wsp patch: the accepted socket, shared with the reader and writer halves, to set
+    // its time-outs
+    socket: Arc<Connection>,
 
     // wsp patch: when the connection was accepted; taken by the first request's head,
     // whose deadline counts from it
@@ -75,12 +78,10 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
-        socket: Option<TcpStream>,
+        socket: Arc<Connection>,
     ) -> ClientConnection {
         // wsp patch: a client that reads nothing of its response is dropped in time
-        if let Some(socket) = &socket {
-            socket.set_write_timeout(Some(WRITE_TIMEOUT)).ok();
-        }
+        socket.set_write_timeout(Some(WRITE_TIMEOUT)).ok();
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
@@ -105,13 +106,18 @@ impl ClientConnection {
         if self.read_timeout == Some(timeout) {
             return Ok(());
         }
-        if let Some(socket) = &self.socket {
-            socket
-                .set_read_timeout(Some(timeout))
-                .map_err(ReadError::ReadIoError)?;
-        }
+        self.socket
+            .set_read_timeout(Some(timeout))
+            .map_err(ReadError::ReadIoError)?;
         self.read_timeout = Some(timeout);
         Ok(())
+    }
+
+    /// wsp patch: true once the last request was handed out (`Connection: close` or
+    /// `upgrade`, HTTP/1.0): the caller may drop the connection before handling it, so
+    /// that the request alone holds the socket (`Request::upgrade` needs that).
+    pub fn is_done(&self) -> bool {
+        self.no_more_requests
     }
 
     /// true if the connection is HTTPS
@@ -276,6 +282,10 @@ impl ClientConnection {
             remote_addr,
             data_source,
             writer,
+            Some(crate::request::Link {
+                socket: self.socket.clone(),
+                sink: self.sink.shared(),
+            }),
         )
         .map_err(|e| {
             use crate::request;

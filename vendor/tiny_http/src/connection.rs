@@ -51,35 +51,38 @@ pub(crate) enum Connection {
     #[cfg(unix)]
     Unix(unix_net::UnixStream),
 }
-impl std::io::Read for Connection {
+// wsp patch: read and written through a shared reference, as `&TcpStream` is, so that
+// the reader and writer halves of a connection (and its time-out handle) share one socket
+// behind an `Arc` instead of each holding a duplicated file descriptor.
+impl std::io::Read for &Connection {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.read(buf),
+        match *self {
+            Connection::Tcp(s) => std::io::Read::read(&mut &*s, buf),
             #[cfg(unix)]
-            Self::Unix(s) => s.read(buf),
+            Connection::Unix(s) => std::io::Read::read(&mut &*s, buf),
         }
     }
 }
-impl std::io::Write for Connection {
+impl std::io::Write for &Connection {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.write(buf),
+        match *self {
+            Connection::Tcp(s) => std::io::Write::write(&mut &*s, buf),
             #[cfg(unix)]
-            Self::Unix(s) => s.write(buf),
+            Connection::Unix(s) => std::io::Write::write(&mut &*s, buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.flush(),
+        match *self {
+            Connection::Tcp(s) => std::io::Write::flush(&mut &*s),
             #[cfg(unix)]
-            Self::Unix(s) => s.flush(),
+            Connection::Unix(s) => std::io::Write::flush(&mut &*s),
         }
     }
 }
 impl Connection {
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
-    pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
+    pub(crate) fn peer_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         match self {
             Self::Tcp(s) => s.peer_addr().map(Some),
             #[cfg(unix)]
@@ -95,11 +98,11 @@ impl Connection {
         }
     }
 
-    /// wsp patch: a handle on the TCP socket, to set its time-outs; `None` for Unix
-    /// sockets, or if the socket cannot be duplicated.
-    pub(crate) fn tcp_handle(&self) -> Option<TcpStream> {
+    /// wsp patch: the TCP socket, if it is one: for the options of a TLS connection's
+    /// socket, and for [`crate::UpgradedStream::tcp`].
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Self::Tcp(s) => s.try_clone().ok(),
+            Self::Tcp(s) => Some(s),
             #[cfg(unix)]
             Self::Unix(_) => None,
         }
@@ -107,7 +110,6 @@ impl Connection {
 
     /// wsp patch: the read time-out, for the TLS handshake to bound its reads by its own
     /// deadline and put the previous one back after.
-    #[cfg(feature = "ssl-rustls")]
     pub(crate) fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
         match self {
             Self::Tcp(s) => s.read_timeout(),
@@ -116,8 +118,8 @@ impl Connection {
         }
     }
 
-    /// wsp patch: see [`Connection::read_timeout`].
-    #[cfg(feature = "ssl-rustls")]
+    /// wsp patch: the connection's time-outs (head, body, keep-alive) are set here, on
+    /// the one socket every half of the connection shares.
     pub(crate) fn set_read_timeout(
         &self,
         timeout: Option<std::time::Duration>,
@@ -129,6 +131,18 @@ impl Connection {
         }
     }
 
+    /// wsp patch: see [`Connection::set_read_timeout`].
+    pub(crate) fn set_write_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_write_timeout(timeout),
+        }
+    }
+
     /// wsp patch: for the last, best-effort write of a TLS close_notify.
     #[cfg(feature = "ssl-rustls")]
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
@@ -136,14 +150,6 @@ impl Connection {
             Self::Tcp(s) => s.set_nonblocking(nonblocking),
             #[cfg(unix)]
             Self::Unix(s) => s.set_nonblocking(nonblocking),
-        }
-    }
-
-    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
-        match self {
-            Self::Tcp(s) => s.try_clone().map(Self::from),
-            #[cfg(unix)]
-            Self::Unix(s) => s.try_clone().map(Self::from),
         }
     }
 }

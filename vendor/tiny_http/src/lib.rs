@@ -114,6 +114,9 @@ pub use limits::{
     MAX_HEAD_LEN, MAX_REQUEST_LINE_LEN, WRITE_TIMEOUT,
 };
 pub use request::{ReadWrite, Request};
+#[cfg(feature = "ssl-rustls")]
+pub use ssl::TlsStream;
+pub use upgrade::{ConnectionHandle, Upgraded, UpgradedStream};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
@@ -126,6 +129,7 @@ mod request;
 mod response;
 mod ssl;
 mod test;
+mod upgrade;
 mod util;
 
 /// The main class of this library.
@@ -320,38 +324,29 @@ impl Server {
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        use util::refined_tcp_stream::Stream;
                         use util::RefinedTcpStream;
-                        // wsp patch: a handle on the TCP socket, for the connection's time-outs
-                        let socket = sock.tcp_handle();
-                        let streams = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                        // wsp patch: one socket per connection, shared by its halves and
+                        // by the handle that sets its time-outs (upstream duplicated it)
+                        let socket = Arc::new(sock);
+                        let stream = match ssl {
+                            None => Stream::Http(socket.clone()),
                             #[cfg(feature = "ssl-rustls")]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
                                 // if an error occurs, we just close the socket and resume listening
                                 // wsp patch: no I/O here: the handshake is made on the
                                 // connection's thread, at its first read or write, within
-                                // HEADER_TIMEOUT of now (src/ssl/rustls.rs); `socket`
-                                // above is the same TCP socket, for time-outs as with HTTP
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
+                                // HEADER_TIMEOUT of now (src/ssl/rustls.rs)
+                                match ssl.accept(socket.clone()) {
+                                    Ok(s) => Stream::Https(s),
                                     Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
+                                }
                             }
                             #[cfg(not(feature = "ssl-rustls"))]
                             Some(ref _ssl) => unreachable!(),
                         };
-                        // wsp patch: a connection that cannot be set up (no file
-                        // descriptor left to duplicate it) is closed, and accepting goes on.
-                        let (read_closable, write_closable) = match streams {
-                            Ok(streams) => streams,
-                            Err(e) => {
-                                failures.note(&e, "setting up an accepted connection");
-                                continue;
-                            }
-                        };
+                        let (read_closable, write_closable) = RefinedTcpStream::new(stream);
                         failures.reset();
 
                         Ok(ClientConnection::new(write_closable, read_closable, socket))
@@ -368,20 +363,16 @@ impl Server {
                             if let Some(client) = client.take() {
                                 if let Some(handler) = &handler {
                                     // wsp patch: handled here, on the connection's thread.
-                                    for rq in client {
-                                        handler(rq);
-                                    }
+                                    serve(client, |rq| handler(rq));
                                 } else if client.secure() {
                                     // Synchronization is needed for HTTPS requests to avoid a deadlock
                                     let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
+                                    serve(client, |rq| {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
+                                        receiver.recv().ok();
+                                    });
                                 } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                                    serve(client, |rq| messages.push(rq.into()));
                                 }
                             }
                         }));
@@ -458,6 +449,21 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// wsp patch: hands each request of `client` to `each`, in order. Before the last
+/// request (after which the connection carries no other) the connection is dropped, so
+/// the request alone holds its socket: `Request::upgrade` hands the socket over by value,
+/// which nothing else may hold.
+fn serve(mut client: ClientConnection, mut each: impl FnMut(Request)) {
+    while let Some(rq) = client.next() {
+        if client.is_done() {
+            drop(client);
+            each(rq);
+            return;
+        }
+        each(rq);
     }
 }
 

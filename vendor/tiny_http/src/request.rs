@@ -5,9 +5,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::any::Any;
+use std::io::{BufReader, BufWriter};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
-use crate::util::{EqualReader, FusedReader};
+use crate::connection::Connection;
+use crate::upgrade::{ConnectionHandle, Upgraded, UpgradedStream};
+use crate::util::{EqualReader, FusedReader, RefinedTcpStream, SequentialReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -74,6 +79,59 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // wsp patch: the connection's socket, shared, for `connection_handle` (None for a
+    // test request)
+    socket: Option<Arc<Connection>>,
+
+    // wsp patch: for a request that may switch protocols, what `upgrade` takes whole
+    upgrade: Option<UpgradeParts>,
+}
+
+/// wsp patch: what a `ClientConnection` gives a request besides its reader and writer.
+pub(crate) struct Link {
+    /// The connection's one socket.
+    pub(crate) socket: Arc<Connection>,
+    /// The writer all the connection's responses share.
+    pub(crate) sink: Arc<Mutex<BufWriter<RefinedTcpStream>>>,
+}
+
+/// The connection's reader and writer, kept by a request that asks to switch protocols
+/// (`Connection: upgrade`, no body), for [`Request::upgrade`] to take them apart.
+struct UpgradeParts {
+    /// The request's reader, positioned after its head: a
+    /// `SequentialReader<BufReader<RefinedTcpStream>>` (typed `Any` because
+    /// `new_request` is generic over its reader).
+    source: Box<dyn Any + Send>,
+    sink: Arc<Mutex<BufWriter<RefinedTcpStream>>>,
+}
+
+/// The reader `ClientConnection` gives a request.
+type ConnectionReader = SequentialReader<BufReader<RefinedTcpStream>>;
+
+impl UpgradeParts {
+    /// The connection's socket by value, and the bytes already read past the head. Fails
+    /// if anything else still holds the connection (its `ClientConnection` must be gone:
+    /// the accept loop drops it before handing over a request after which no other can
+    /// come) or if the response could not be written out.
+    fn into_upgraded(self) -> io::Result<Upgraded> {
+        let in_use = || IoError::new(ErrorKind::Other, "the connection is still in use");
+        let source = self
+            .source
+            .downcast::<ConnectionReader>()
+            .map_err(|_| IoError::new(ErrorKind::Other, "not a connection's reader"))?;
+        let reader = source.into_inner()?;
+        let leftover = reader.buffer().to_vec();
+        let read_half = reader.into_inner();
+        let writer = Arc::try_unwrap(self.sink)
+            .map_err(|_| in_use())?
+            .into_inner()
+            .map_err(|_| in_use())?;
+        let write_half = writer.into_inner().map_err(|e| e.into_error())?;
+        drop(write_half.into_stream());
+        let stream = UpgradedStream::take(read_half.into_stream()).ok_or_else(in_use)?;
+        Ok(Upgraded { stream, leftover })
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -135,6 +193,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    link: Option<Link>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -183,11 +242,20 @@ where
         }
     };
 
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+    // wsp patch: a request that asks to switch protocols and has no body keeps the
+    // connection's reader and writer for `upgrade`; its body reads as empty. Upstream gave
+    // any request with `Connection: upgrade` the whole rest of the stream as its body,
+    // whatever its framing said.
+    let mut upgrade = None;
+    let socket = link.as_ref().map(|l| l.socket.clone());
+    let reader = if connection_upgrade && transfer_encoding.is_none() && content_length.is_none() {
+        if let Some(link) = link {
+            upgrade = Some(UpgradeParts {
+                source: Box::new(source_data),
+                sink: link.sink,
+            });
+        }
+        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
@@ -238,6 +306,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        socket,
+        upgrade,
     })
 }
 
@@ -293,44 +363,45 @@ impl Request {
         self.remote_addr.as_ref()
     }
 
-    /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
+    /// Sends a response with a `Connection: upgrade` header, then hands the connection
+    /// over: its socket (or TLS stream) by value, and the bytes the client sent after its
+    /// head that were already read.
     ///
-    /// The main purpose of this function is to support websockets.
-    /// If you detect that the request wants to use some kind of protocol upgrade, you can
-    ///  call this function to obtain full control of the socket stream.
+    /// wsp patch: upstream returned a `Box<dyn ReadWrite>` over the connection's reader
+    /// and writer, which hid the socket; see `Upgraded`.
     ///
-    /// If you call this on a non-websocket request, tiny-http will wait until this `Stream` object
-    ///  is destroyed before continuing to read or write on the socket. Therefore you should always
-    ///  destroy it as soon as possible.
-    pub fn upgrade<R: Read>(
-        mut self,
-        protocol: &str,
-        response: Response<R>,
-    ) -> Box<dyn ReadWrite + Send> {
-        use crate::util::CustomStream;
-
-        response
+    /// # Errors
+    /// The request did not ask to switch protocols (`Connection: upgrade`, no body), or
+    /// is not from a connection (a test request): it is answered 500. Writing the
+    /// response failed: the connection is closed.
+    pub fn upgrade<R: Read>(mut self, protocol: &str, response: Response<R>) -> io::Result<Upgraded> {
+        let parts = self.upgrade.take().ok_or_else(|| {
+            IoError::new(ErrorKind::InvalidInput, "this request cannot switch protocols")
+        })?;
+        let mut writer = self.extract_writer_impl();
+        let written = response
             .raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
+                writer.by_ref(),
                 self.http_version.clone(),
                 &self.headers,
                 false,
                 Some(protocol),
             )
-            .ok(); // TODO: unused result
-
-        self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
-
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
+            .and_then(|()| writer.flush());
+        drop(writer);
+        self.socket = None;
         if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
+            sender.send(()).ok();
         }
+        written?;
+        parts.into_upgraded()
+    }
+
+    /// wsp patch: a handle that can end this request's connection, e.g. after the
+    /// response broke off mid-body; it stays usable after `into_writer`. `None` for a
+    /// test request.
+    pub fn connection_handle(&self) -> Option<ConnectionHandle> {
+        self.socket.clone().map(ConnectionHandle)
     }
 
     /// Allows to read the body of the request.
@@ -412,19 +483,6 @@ impl Request {
         let mut writer = None;
         mem::swap(&mut self.response_writer, &mut writer);
         writer.unwrap()
-    }
-
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
     }
 
     /// Sends a response to this request.

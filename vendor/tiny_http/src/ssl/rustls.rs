@@ -33,7 +33,9 @@ pub(crate) struct RustlsStream(Arc<Mutex<Tls>>);
 
 struct Tls {
     conn: rustls::ServerConnection,
-    sock: Connection,
+    /// The connection's one socket, shared with its time-out handle (see
+    /// `ClientConnection`): setting a time-out needs no lock on the TLS state.
+    sock: Arc<Connection>,
     /// When the handshake must be done by: [`HEADER_TIMEOUT`] after the accept.
     handshake_deadline: Instant,
     /// Set once the handshake failed: every later read or write fails at once, without
@@ -50,6 +52,14 @@ impl RustlsStream {
 
     pub(crate) fn peer_addr(&mut self) -> io::Result<Option<SocketAddr>> {
         self.lock()?.sock.peer_addr()
+    }
+
+    /// The stream as the sole owner of the connection: for a protocol upgrade, once both
+    /// halves and the time-out handle have let go of it. `None` while another holder is
+    /// left.
+    pub(crate) fn into_owned(self) -> Option<TlsStream> {
+        let tls = Arc::try_unwrap(self.0).ok()?.into_inner().ok()?;
+        (Arc::strong_count(&tls.sock) == 1).then_some(TlsStream(tls))
     }
 
     /// Shuts the socket down; when the write side goes, `close_notify` is sent first if
@@ -82,9 +92,55 @@ impl Write for RustlsStream {
 
     fn flush(&mut self) -> io::Result<()> {
         let mut tls = self.lock()?;
-        tls.handshake()?;
-        tls.send_pending()?;
-        tls.sock.flush()
+        tls.flush()
+    }
+}
+
+/// wsp patch: a TLS connection handed over by [`crate::Request::upgrade`], owned: the
+/// socket (one file descriptor) and its rustls state, with nothing shared and no lock.
+/// Reads and writes behave as on the connection before (see the module doc).
+pub struct TlsStream(Tls);
+
+impl TlsStream {
+    /// The TCP socket under the TLS layer: for its options, and to wait on it. Reading or
+    /// writing it directly breaks the TLS stream. `None` over a Unix socket.
+    pub fn tcp(&self) -> Option<&std::net::TcpStream> {
+        self.0.sock.tcp()
+    }
+
+    /// Whether plaintext is already decrypted and waiting, so that a read returns it
+    /// without touching the socket. Waiting on the socket alone would miss it: records
+    /// read with the end of an earlier exchange are held here.
+    pub fn has_buffered(&mut self) -> bool {
+        match self.0.conn.process_new_packets() {
+            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+            // A bad record: the next read reports it.
+            Err(_) => true,
+        }
+    }
+
+    /// Sends `close_notify` (without waiting) and shuts the socket down both ways.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        if !self.0.conn.is_handshaking() {
+            self.0.close_notify();
+        }
+        self.0.sock.shutdown(Shutdown::Both)
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -125,10 +181,16 @@ impl Tls {
         Ok(n)
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.handshake()?;
+        self.send_pending()?;
+        (&*self.sock).flush()
+    }
+
     /// Reads once from the socket (an end of stream is recorded by rustls) and decrypts
     /// what came. A bad record is an error, after the alert saying so is sent.
     fn read_records(&mut self) -> io::Result<usize> {
-        let n = self.conn.read_tls(&mut self.sock)?;
+        let n = self.conn.read_tls(&mut &*self.sock)?;
         if let Err(e) = self.conn.process_new_packets() {
             let _ = self.send_pending();
             return Err(io::Error::new(ErrorKind::InvalidData, e));
@@ -139,7 +201,7 @@ impl Tls {
     /// Writes out every record rustls has queued.
     fn send_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            if self.conn.write_tls(&mut self.sock)? == 0 {
+            if self.conn.write_tls(&mut &*self.sock)? == 0 {
                 return Err(ErrorKind::WriteZero.into());
             }
         }
@@ -191,7 +253,7 @@ impl Tls {
     fn close_notify(&mut self) {
         self.conn.send_close_notify();
         if self.sock.set_nonblocking(true).is_ok() {
-            let _ = self.conn.write_tls(&mut self.sock);
+            let _ = self.conn.write_tls(&mut &*self.sock);
             let _ = self.sock.set_nonblocking(false);
         }
     }
@@ -218,7 +280,7 @@ impl RustlsContext {
     /// write), so the accept thread never waits on a client.
     pub(crate) fn accept(
         &self,
-        sock: Connection,
+        sock: Arc<Connection>,
     ) -> Result<RustlsStream, Box<dyn std::error::Error + Send + Sync + 'static>> {
         let conn = rustls::ServerConnection::new(self.0.clone())?;
         Ok(RustlsStream(Arc::new(Mutex::new(Tls {

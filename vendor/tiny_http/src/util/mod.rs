@@ -1,5 +1,4 @@
 pub use self::accept_failures::AcceptFailures;
-pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -11,7 +10,6 @@ pub use self::task_pool::TaskPool;
 use std::str::FromStr;
 
 mod accept_failures;
-mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;

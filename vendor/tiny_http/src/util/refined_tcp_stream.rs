@@ -1,34 +1,25 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 
 use crate::connection::Connection;
 #[cfg(feature = "ssl-rustls")]
 use crate::ssl::SslStream;
 
+/// One accepted connection's stream, shared by its reader and writer halves.
+///
+/// wsp patch: upstream duplicated the socket (`try_clone`, a second file descriptor) for
+/// the second half, and unwrapped the duplicate: out of descriptors, the accept thread
+/// panicked. The halves now share the one socket behind an `Arc` (a TLS stream was shared
+/// already), so a connection holds one descriptor, setting it up cannot fail, and
+/// [`crate::Request::upgrade`] can hand the socket over by value once every other
+/// holder is gone.
+#[derive(Clone)]
 pub(crate) enum Stream {
-    Http(Connection),
+    Http(Arc<Connection>),
     #[cfg(feature = "ssl-rustls")]
     Https(SslStream),
-}
-
-impl Stream {
-    /// wsp patch: a second handle on the stream, or the error that prevented it (upstream
-    /// unwrapped it: out of file descriptors, the accept thread panicked and the server
-    /// accepted nothing more, ever).
-    fn try_clone(&self) -> IoResult<Self> {
-        match self {
-            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
-            #[cfg(feature = "ssl-rustls")]
-            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
-        }
-    }
-}
-
-impl From<Connection> for Stream {
-    fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
-    }
 }
 
 impl Stream {
@@ -60,7 +51,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).read(buf),
             #[cfg(feature = "ssl-rustls")]
             Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
@@ -70,7 +61,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).write(buf),
             #[cfg(feature = "ssl-rustls")]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
@@ -78,13 +69,15 @@ impl Write for Stream {
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => (&**tcp_stream).flush(),
             #[cfg(feature = "ssl-rustls")]
             Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
     }
 }
 
+/// One half of a connection: the reader half shuts the reading side down when dropped,
+/// the writer half the writing side.
 pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
@@ -92,28 +85,21 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
-    /// wsp patch: fails, instead of panicking, when the stream cannot be duplicated.
-    pub(crate) fn new<S>(stream: S) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
-    where
-        S: Into<Stream>,
-    {
-        let stream: Stream = stream.into();
-
-        let (read, write) = (stream.try_clone()?, stream);
-
+    /// The reader and the writer halves of `stream`.
+    pub(crate) fn new(stream: Stream) -> (RefinedTcpStream, RefinedTcpStream) {
         let read = RefinedTcpStream {
-            stream: read,
+            stream: stream.clone(),
             close_read: true,
             close_write: false,
         };
 
         let write = RefinedTcpStream {
-            stream: write,
+            stream,
             close_read: false,
             close_write: true,
         };
 
-        Ok((read, write))
+        (read, write)
     }
 
     /// Returns true if this struct wraps around a secure connection.
@@ -124,6 +110,14 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// wsp patch: the shared stream, without shutting anything down: for a protocol
+    /// upgrade, which hands the connection on instead of ending it.
+    pub(crate) fn into_stream(mut self) -> Stream {
+        self.close_read = false;
+        self.close_write = false;
+        self.stream.clone()
     }
 }
 

@@ -122,7 +122,25 @@ impl<R: Read + Send> SequentialReader<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// wsp patch: the stream itself, once the readers before this one are done with it;
+    /// no reader after this one gets it. For a protocol upgrade.
+    pub fn into_inner(mut self) -> IoResult<R> {
+        self.wait_turn()?;
+        match mem::replace(&mut self.inner, SequentialReaderInner::Empty) {
+            SequentialReaderInner::MyTurn(reader) => Ok(reader),
+            _ => Err(IoError::new(ErrorKind::Other, "the stream was already taken")),
+        }
+    }
+}
+
 impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// wsp patch: the writer every response of the connection shares: a request that may
+    /// be upgraded keeps it, to take it whole once the connection has let go.
+    pub fn shared(&self) -> Arc<Mutex<W>> {
+        self.writer.clone()
+    }
+
     /// wsp patch: true while a writer handed out is alive, i.e. a response is still being
     /// written: the connection is busy, not idle.
     pub fn responses_pending(&self) -> bool {
