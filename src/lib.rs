@@ -23,8 +23,8 @@
 //!   basic-auth users).
 //! - [`buffer`]: the buffer bodies are copied through, sized to the body.
 //! - [`config`]: raw YAML and flags, validated once into immutable configs.
-//! - [`heap`]: giving freed heap memory back to the system.
-//! - [`poll`]: waiting for a socket to be readable without reading it.
+//! - [`sys`]: the few system calls std does not wrap (poll, epoll, heap trim), each
+//!   behind a safe function.
 //! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
 //! - [`server`]: the public side: `/register`, `/request`, `/status`, proxy mode.
 //! - [`client`]: the private side: pools per target, executes requests with ureq.
@@ -36,10 +36,9 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod headers;
-pub mod heap;
 pub mod pem;
-pub mod poll;
 pub mod protocol;
 pub mod rules;
 pub mod secret;
 pub mod server;
+pub mod sys;

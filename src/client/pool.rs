@@ -205,7 +205,7 @@ impl TargetPool {
             if Instant::now() >= next_trim {
                 // Idle connections give their buffers back after a quiet second: return
                 // the freed memory to the system.
-                crate::heap::trim();
+                crate::sys::heap::trim();
                 next_trim = Instant::now() + TRIM_INTERVAL;
             }
             for _ in 0..self.missing() {

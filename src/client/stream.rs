@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
 
-use crate::poll;
+use crate::sys::poll;
 
 /// A connection to a server, with or without TLS.
 #[derive(Debug)]

@@ -1,14 +1,15 @@
 //! One registered WebSocket as the server keeps it: the stream (which owns its socket),
-//! its client, and the checks that tell whether the client is still there
-//! (pongs heard, a close seen, silence past `pingtimeout`). Where connections wait, and
-//! who takes them, is [`super::pool`]'s job.
+//! its client, and the checks that tell whether the client is still there (pongs heard, a
+//! close seen, silence past `pingtimeout`). Where connections wait, and who takes them, is
+//! [`super::pool`]'s job; who watches them while idle, [`super::watcher`]'s.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::metrics::ClientStats;
-use crate::poll;
 use crate::protocol::{Idle, WsConn};
+use crate::sys::poll;
 
 /// Close code for a connection closed because it is not needed (RFC 6455: normal).
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -27,9 +28,11 @@ pub struct Connection {
     pub client_id: Arc<str>,
     /// Its client's counters, so that a request counts itself without a look-up.
     pub stats: Arc<ClientStats>,
-    /// Whether the WebSocket runs over TLS (the server's `certfile`): see
-    /// [`Connection::check`].
-    tls: bool,
+    /// Names the connection to the idle watcher; unique in the server's life.
+    pub(super) token: u64,
+    /// Whether the idle watcher has it registered: then bytes arriving on its socket
+    /// while idle are read at once, and a check need not look at the socket.
+    pub(super) watched: bool,
     /// When it last went idle: beyond the pool sizes, the longest idle go first.
     pub(super) idle_since: Instant,
     /// When the client was last heard from: a frame read while idle, or registration.
@@ -37,54 +40,36 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection fresh from registration; `tls` when it came over TLS.
-    pub fn new(
-        ws: WsConn<Stream>,
-        client_id: Arc<str>,
-        stats: Arc<ClientStats>,
-        tls: bool,
-    ) -> Self {
+    /// A connection fresh from registration.
+    pub fn new(ws: WsConn<Stream>, client_id: Arc<str>, stats: Arc<ClientStats>) -> Self {
         Connection {
             ws,
             client_id,
             stats,
-            tls,
+            token: 0,
+            watched: false,
             idle_since: Instant::now(),
             last_heard: Instant::now(),
         }
     }
 
+    /// The socket's descriptor, to watch it; `None` over a Unix socket.
+    pub(super) fn fd(&self) -> Option<RawFd> {
+        self.ws.get_ref().tcp().map(|s| s.as_raw_fd())
+    }
+
     /// Whether the client is still there: answers the pings that came in while the
     /// connection sat idle, spots a peer that closed or died, and one silent for longer
-    /// than `ping_timeout` (it no longer answers our pings). Over a Unix socket it cannot
-    /// look, and assumes so.
+    /// than `ping_timeout` (it no longer answers our pings).
     ///
-    /// Over TLS the socket alone cannot tell: rustls may hold records it already
-    /// decrypted (a ping or a close that came in the same read as the end of the last
-    /// exchange) while the socket is quiet. Looking only at the socket, such a frame would
-    /// wait for the next bytes to arrive: harmless for a ping (our own pings draw a pong
-    /// within `pinginterval`, which brings it out) but a closed connection would be handed
-    /// to a request. So a TLS connection is always read, without blocking: three system
-    /// calls instead of one, on a path that also decrypts and encrypts each request.
+    /// Bytes already read (by the WebSocket's buffer, or by rustls, which may hold records
+    /// decrypted with the end of the last exchange) are always looked at: nothing on the
+    /// socket would announce them. The socket itself is looked at only when the idle
+    /// watcher does not watch it (it reads whatever arrives at once), at the cost of one
+    /// system call when quiet.
     pub(super) fn check(&mut self, ping_timeout: Duration) -> Result<(), String> {
-        let Some(socket) = self.ws.get_ref().tcp() else {
-            return Ok(());
-        };
-        // The common case, a quiet socket, costs one system call; reading it without
-        // blocking would cost three.
-        let look = self.tls
-            || self.ws.has_buffered()
-            || poll::readable(socket, Duration::ZERO).unwrap_or(true);
-        if look {
-            set_nonblocking(&self.ws, true)?;
-            let idle = self.ws.check_idle();
-            let restored = set_nonblocking(&self.ws, false);
-            match idle {
-                Idle::Gone => return Err("closed by the client".into()),
-                Idle::Heard => self.last_heard = Instant::now(),
-                Idle::Quiet => {}
-            }
-            restored?;
+        if self.has_buffered() || (!self.watched && self.socket_readable()) {
+            self.read_pending()?;
         }
         let silent = self.last_heard.elapsed();
         if silent > ping_timeout {
@@ -97,15 +82,51 @@ impl Connection {
         Ok(())
     }
 
+    /// Reads what the client sent that is already buffered above the socket, if anything:
+    /// for a connection going idle, as the watcher would not hear of it.
+    pub(super) fn read_buffered(&mut self) -> Result<(), String> {
+        match self.has_buffered() {
+            true => self.read_pending(),
+            false => Ok(()),
+        }
+    }
+
+    fn has_buffered(&mut self) -> bool {
+        self.ws.has_buffered() || self.ws.get_mut().has_buffered()
+    }
+
+    /// Whether the socket has bytes or an end to read (true when it cannot tell).
+    fn socket_readable(&self) -> bool {
+        match self.ws.get_ref().tcp() {
+            Some(socket) => poll::readable(socket, Duration::ZERO).unwrap_or(true),
+            None => false,
+        }
+    }
+
+    /// Reads, without waiting, what the client sent while the connection was idle:
+    /// control frames (a ping is answered), or its end.
+    pub(super) fn read_pending(&mut self) -> Result<(), String> {
+        set_nonblocking(&self.ws, true)?;
+        let idle = self.ws.check_idle();
+        let restored = set_nonblocking(&self.ws, false);
+        match idle {
+            Idle::Gone => return Err("closed by the client".into()),
+            Idle::Heard => self.last_heard = Instant::now(),
+            Idle::Quiet => {}
+        }
+        restored
+    }
+
     /// Checks the connection as [`Connection::check`] does, then pings it so that the
-    /// next check hears the pong. The ping goes out without blocking: a client whose
-    /// socket buffer is full is not answering anyway.
+    /// pong, heard by the watcher or the next check, shows the client is still there. The
+    /// ping goes out without blocking: a client whose socket buffer is full is not
+    /// answering anyway.
     pub(super) fn probe(&mut self, ping_timeout: Duration) -> Result<(), String> {
         self.check(ping_timeout)?;
         if self.ws.get_ref().tcp().is_none() {
             return Ok(());
         }
-        let _ = set_nonblocking(&self.ws, true);
+        set_nonblocking(&self.ws, true)?;
         let pinged = self.ws.ping();
         let _ = set_nonblocking(&self.ws, false);
         pinged.map_err(|e| format!("cannot ping: {e}"))
@@ -115,6 +136,11 @@ impl Connection {
     /// shut down.
     pub(super) fn close(mut self, code: u16, reason: &str) {
         self.ws.close(code, reason);
+        self.shut_down();
+    }
+
+    /// Ends the connection without a word: for one dropped mid-exchange.
+    pub(super) fn shut_down(&mut self) {
         let _ = self.ws.get_mut().shutdown();
     }
 }

@@ -20,6 +20,7 @@
 //! - [`connection`]: one registered WebSocket and its liveness checks.
 //! - [`status`]: `/status`, `/status.json` and `/metrics`.
 //! - [`metrics`]: the counters behind them.
+//! - [`watcher`]: one thread watching every idle WebSocket (pings answered at once).
 //! - [`tls`]: the certificate and key the server terminates TLS with, if configured.
 
 pub mod connection;
@@ -32,6 +33,7 @@ pub mod request;
 pub mod respond;
 pub mod status;
 pub mod tls;
+pub mod watcher;
 
 use std::fmt;
 use std::io;
@@ -89,6 +91,8 @@ pub struct Shared {
     pub hub: Hub,
     /// Counters for `/metrics` and `/status.json`.
     pub metrics: Metrics,
+    /// Watches idle connections, where the system allows (see [`watcher`]).
+    watcher: Option<Arc<watcher::Watcher>>,
     /// Requests being handled, for the graceful shutdown to wait on.
     in_flight: AtomicUsize,
     /// Set once the shutdown began: requests still arriving are turned away.
@@ -157,8 +161,16 @@ impl Server {
             }),
             None => None,
         };
+        let watcher = match watcher::Watcher::new() {
+            Ok(w) => Some(Arc::new(w)),
+            Err(e) => {
+                log::warn!("idle connections are not watched ({e}): pings from clients are answered when the connection is next used");
+                None
+            }
+        };
         let shared = Arc::new(Shared {
-            hub: Hub::new(config.ping_timeout),
+            hub: Hub::new(config.ping_timeout, watcher.clone()),
+            watcher,
             config,
             metrics: Metrics::default(),
             in_flight: AtomicUsize::new(0),
@@ -201,10 +213,17 @@ impl Server {
     /// Serves until shut down, then shuts down gracefully (see the module doc).
     pub fn run(self) {
         let housekeeping = self.spawn_housekeeping();
+        let watching = self.spawn_watcher();
         // Requests are handled on tiny_http's threads; this one only waits for the stop.
         let _ = self.stop.recv();
         self.drain();
         if let Ok(handle) = housekeeping {
+            let _ = handle.join();
+        }
+        if let Some(watcher) = &self.shared.watcher {
+            watcher.stop();
+        }
+        if let Some(Ok(handle)) = watching {
             let _ = handle.join();
         }
         self.shared.hub.close_idle();
@@ -230,6 +249,23 @@ impl Server {
         }
     }
 
+    /// Starts the idle watcher's thread, if there is a watcher.
+    fn spawn_watcher(&self) -> Option<io::Result<thread::JoinHandle<()>>> {
+        let shared = self.shared.clone();
+        self.shared.watcher.as_ref()?;
+        let spawned = thread::Builder::new()
+            .name("idle-watcher".into())
+            .spawn(move || {
+                if let Some(watcher) = &shared.watcher {
+                    watcher.run(&shared.hub);
+                }
+            });
+        if let Err(e) = &spawned {
+            log::error!("cannot start the idle watcher: {e}");
+        }
+        Some(spawned)
+    }
+
     /// Pings idle connections every `pinginterval` and closes idle ones beyond the pool
     /// sizes every [`CLEAN_UP_INTERVAL`], until the server stops.
     fn spawn_housekeeping(&self) -> io::Result<thread::JoinHandle<()>> {
@@ -247,7 +283,7 @@ impl Server {
                     if now >= next_ping {
                         shared.hub.ping_idle();
                         // The round gave idle connections' buffers back: return them.
-                        crate::heap::trim();
+                        crate::sys::heap::trim();
                         next_ping = now + config.ping_interval;
                     }
                     if now >= next_clean {

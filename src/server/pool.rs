@@ -5,7 +5,12 @@
 //! request that finds no idle connection leaves a one-slot channel in `waiters`, and the
 //! next connection to become idle is handed straight to it: no polling, no thread woken
 //! for nothing. A request pinned to one client (`X-PROXY-CLIENT`) takes and waits for
-//! that client's connections only. The lock is held only to move connections in and out, never across I/O.
+//! that client's connections only. The lock is held only to move connections in and out,
+//! never across I/O (but for arming an idle connection with the watcher: see
+//! [`Watcher::arm`]).
+//!
+//! Idle connections can also be found by token, for the [`Watcher`] to take out the one
+//! something arrived on: `idle_at` says where each sits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::connection::{Connection, CLOSE_GOING_AWAY, CLOSE_NORMAL};
+use super::watcher::Watcher;
 
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +81,12 @@ struct State {
     waiters: VecDeque<Waiter>,
     /// Rotates the starting point among equally busy clients.
     turn: usize,
+    /// Where each idle connection sits: its client and its index in that client's `idle`.
+    idle_at: HashMap<u64, (Arc<str>, usize)>,
+    /// The last token given to a connection.
+    last_token: u64,
+    /// Watches idle connections, if the system allows.
+    watcher: Option<Arc<Watcher>>,
 }
 
 #[derive(Default)]
@@ -87,17 +99,23 @@ struct ClientPool {
 
 impl Hub {
     /// An empty hub; idle connections silent for longer than `ping_timeout` are dead.
-    pub fn new(ping_timeout: Duration) -> Hub {
+    /// `watcher`, if any, is told of every connection going idle.
+    pub fn new(ping_timeout: Duration, watcher: Option<Arc<Watcher>>) -> Hub {
         Hub {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                watcher,
+                ..State::default()
+            }),
             ping_timeout,
         }
     }
 
     /// Adds a freshly registered connection as idle (or hands it to a waiting request).
     /// Returns whether the client had no connection pooled before (for the metrics).
-    pub fn add(&self, conn: Connection, announced_size: usize) -> bool {
+    pub fn add(&self, mut conn: Connection, announced_size: usize) -> bool {
         let mut state = self.state.lock();
+        state.last_token += 1;
+        conn.token = state.last_token;
         let fresh = !state.clients.contains_key(&conn.client_id);
         let pool = state.clients.entry(conn.client_id.clone()).or_default();
         pool.size = announced_size;
@@ -160,34 +178,50 @@ impl Hub {
     }
 
     /// Pings every idle connection, and drops those found closed or silent for longer
-    /// than the ping time-out; those kept give their buffers back. Each is taken out of the pool while it is looked at, so
-    /// no request can use it meanwhile; waiting requests get them as they come back.
+    /// than the ping time-out; those kept give their buffers back. Each is taken out of
+    /// the pool while it is looked at (one at a time, so requests find the others), and
+    /// waiting requests get them as they come back.
     pub fn ping_idle(&self) {
-        let idle: Vec<Connection> = {
-            let mut state = self.state.lock();
-            state
-                .clients
-                .values_mut()
-                .flat_map(|pool| {
-                    pool.busy += pool.idle.len();
-                    pool.idle.drain(..)
-                })
-                .collect()
-        };
-        for mut conn in idle {
+        let tokens: Vec<u64> = self.state.lock().idle_at.keys().copied().collect();
+        for token in tokens {
+            let Some(mut conn) = self.take_idle_by_token(token) else {
+                continue;
+            };
             match conn.probe(self.ping_timeout) {
                 Ok(()) => {
                     // Idle for a while: its buffers are better given back.
                     conn.ws.release_buffers();
-                    self.state.lock().put_idle(conn);
+                    self.put_back(conn);
                 }
                 Err(why) => {
                     log::warn!("client {}: connection dead: {why}", conn.client_id);
-                    self.state.lock().discard(&conn.client_id);
+                    self.forget(&conn.client_id);
                     conn.close(CLOSE_GOING_AWAY, "no answer to pings");
                 }
             }
         }
+    }
+
+    /// Takes the idle connection `token` out of the pool, as busy; `None` if it is not
+    /// idle (leased since, or gone).
+    pub(super) fn take_idle_by_token(&self, token: u64) -> Option<Connection> {
+        let mut state = self.state.lock();
+        let conn = state.remove_idle(token)?;
+        if let Some(pool) = state.clients.get_mut(&conn.client_id) {
+            pool.busy += 1;
+        }
+        Some(conn)
+    }
+
+    /// Returns a connection taken out by [`Hub::take_idle_by_token`], as idle, without
+    /// changing since when it is idle.
+    pub(super) fn put_back(&self, conn: Connection) {
+        self.state.lock().put_idle(conn);
+    }
+
+    /// Forgets a connection taken out of the pool that will not come back.
+    pub(super) fn forget(&self, client_id: &str) {
+        self.state.lock().discard(client_id);
     }
 
     fn wait(
@@ -224,21 +258,19 @@ impl Hub {
         let expired = {
             let mut state = self.state.lock();
             let mut expired = Vec::new();
-            for pool in state.clients.values_mut() {
-                while pool.idle.len() > pool.size {
-                    let Some((oldest, conn)) = pool
-                        .idle
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, c)| c.idle_since)
-                    else {
-                        break;
-                    };
-                    if conn.idle_since.elapsed() <= idle_timeout {
-                        break;
-                    }
-                    expired.push(pool.idle.remove(oldest));
-                }
+            let mut overfull: Vec<u64> = Vec::new();
+            for pool in state.clients.values() {
+                let mut by_age: Vec<&Connection> = pool.idle.iter().collect();
+                by_age.sort_unstable_by_key(|c| c.idle_since);
+                let beyond = pool.idle.len().saturating_sub(pool.size);
+                let old = by_age.into_iter().take(beyond);
+                overfull.extend(
+                    old.take_while(|c| c.idle_since.elapsed() > idle_timeout)
+                        .map(|c| c.token),
+                );
+            }
+            for token in overfull {
+                expired.extend(state.remove_idle(token));
             }
             state
                 .clients
@@ -260,6 +292,7 @@ impl Hub {
     pub fn close_idle(&self) {
         let idle: Vec<Connection> = {
             let mut state = self.state.lock();
+            state.idle_at.clear();
             state
                 .clients
                 .values_mut()
@@ -307,8 +340,28 @@ impl State {
         }
         if let Some(pool) = self.clients.get_mut(&conn.client_id) {
             pool.busy = pool.busy.saturating_sub(1);
+            if let Some(watcher) = &self.watcher {
+                watcher.arm(&mut conn);
+            }
+            let at = (conn.client_id.clone(), pool.idle.len());
+            self.idle_at.insert(conn.token, at);
             pool.idle.push(conn);
         }
+    }
+
+    /// Takes the idle connection `token` out of its client's `idle` (its place taken by
+    /// the last one there), leaving the counts to the caller.
+    fn remove_idle(&mut self, token: u64) -> Option<Connection> {
+        let (client, i) = self.idle_at.remove(&token)?;
+        let pool = self.clients.get_mut(&client)?;
+        if i >= pool.idle.len() {
+            return None;
+        }
+        let conn = pool.idle.swap_remove(i);
+        if let Some(moved) = pool.idle.get(i) {
+            self.idle_at.insert(moved.token, (client, i));
+        }
+        Some(conn)
     }
 
     /// Pops an idle connection of the least busy client that has one and that `choice`
@@ -328,7 +381,9 @@ impl State {
             })
             .map(|(_, entry)| entry)?;
         pool.busy += 1;
-        pool.idle.pop()
+        let conn = pool.idle.pop()?;
+        self.idle_at.remove(&conn.token);
+        Some(conn)
     }
 
     /// Forgets a busy connection that was dropped.
@@ -357,10 +412,20 @@ impl Lease<'_> {
             .expect("a lease holds its connection until consumed")
     }
 
-    /// Returns the connection as idle: only when its exchange completed cleanly.
+    /// Returns the connection as idle: only when its exchange completed cleanly. What
+    /// came after the exchange and is already buffered (a ping) is read first; a
+    /// connection found closed that way is dropped.
     pub fn release(mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.hub.state.lock().make_idle(conn);
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match conn.read_buffered() {
+            Ok(()) => self.hub.state.lock().make_idle(conn),
+            Err(why) => {
+                log::info!("client {}: dropping a connection: {why}", conn.client_id);
+                self.hub.forget(&conn.client_id);
+                conn.close(CLOSE_GOING_AWAY, "closed");
+            }
         }
     }
 }
@@ -369,7 +434,7 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(mut conn) = self.conn.take() {
             self.hub.state.lock().discard(&conn.client_id);
-            let _ = conn.ws.get_mut().shutdown();
+            conn.shut_down();
         }
     }
 }

@@ -21,7 +21,6 @@ pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upgrades the request, reads the greeting and pools the connection.
 pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     let peer = request.remote_addr().copied();
-    let tls = request.secure();
     let Some(key) = websocket_key(&request) else {
         let text = "/register expects a WebSocket upgrade (GET, Upgrade: websocket)";
         let _ = request.respond(text_response(400, text));
@@ -69,7 +68,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     ws.release_buffers();
     let id: Arc<str> = greeting.id.into();
     let (stats, first) = shared.metrics.client(&id);
-    let conn = Connection::new(ws, id, stats.clone(), tls);
+    let conn = Connection::new(ws, id, stats.clone());
     let fresh = shared.hub.add(conn, greeting.size);
     shared.metrics.registered(&stats, first, fresh);
     Ok(())
