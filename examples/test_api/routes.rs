@@ -108,7 +108,7 @@ fn start_server(listener: TcpListener) -> io::Result<Server> {
             log::warn!("test API: answering {what}: {err}");
         }
     });
-    Server::from_listener_with_handler(listener, None, handler).map_err(io::Error::other)
+    Server::from_listener_with_handler(listener, None, handler, None).map_err(io::Error::other)
 }
 
 /// Answers one request. The two body-consuming endpoints own the request; every other one

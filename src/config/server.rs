@@ -49,6 +49,8 @@ pub struct RawServerConfig {
     pub certfile: Option<String>,
     /// PEM private key of `certfile`.
     pub keyfile: Option<String>,
+    /// Most connections open at once, callers and WebSockets alike (not in wsp).
+    pub maxconnections: Option<usize>,
 }
 
 /// wsp_server: public side of a reverse HTTP proxy over WebSocket
@@ -108,6 +110,11 @@ pub struct ServerFlags {
     /// PEM file of the --cert-file certificate's private key (PKCS #8, PKCS #1 or SEC1)
     #[argh(option)]
     pub key_file: Option<String>,
+    /// most connections open at once, callers and clients' WebSockets alike; past it a
+    /// caller gets 503 with Retry-After (default: the open file limit, raised to its hard
+    /// value, less an eighth)
+    #[argh(option)]
+    pub max_connections: Option<usize>,
     /// log level: error, warn, info, debug, trace or off (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -132,6 +139,7 @@ impl Default for ServerFlags {
             busy_status: None,
             cert_file: None,
             key_file: None,
+            max_connections: None,
             log_level: "info".to_string(),
         }
     }
@@ -171,6 +179,9 @@ pub struct ServerConfig {
     /// The certificate and key to serve HTTPS with (`certfile` / `keyfile`). Default
     /// none: plain HTTP, as in wsp.
     pub tls: Option<TlsFiles>,
+    /// Most connections open at once (`maxconnections`); `None`: drawn from the open
+    /// file limit when the server starts ([`crate::sys::fd_limit`]).
+    pub max_connections: Option<usize>,
 }
 
 /// The PEM files of the server's certificate chain and private key, both given. They are
@@ -199,6 +210,7 @@ impl Default for ServerConfig {
             rules: RuleSet::default(),
             auth: Auth::default(),
             tls: None,
+            max_connections: None,
         }
     }
 }
@@ -259,6 +271,9 @@ impl ServerConfig {
         sources.apply(&mut raw.certfile, cert, ("certfile", "--cert-file"));
         let key = flags.key_file.as_ref();
         sources.apply(&mut raw.keyfile, key, ("keyfile", "--key-file"));
+        let max = flags.max_connections.as_ref();
+        let names = ("maxconnections", "--max-connections");
+        sources.apply(&mut raw.maxconnections, max, names);
         let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -291,6 +306,10 @@ impl ServerConfig {
             Some(other) => {
                 return Err(sources.invalid("busystatus", format!("{other}: must be 503 or 526")))
             }
+        };
+        config.max_connections = match raw.maxconnections {
+            Some(0) => return Err(sources.invalid("maxconnections", "0: must be at least 1")),
+            max => max,
         };
         let blacklist = raw.blacklist.unwrap_or_default();
         let whitelist = raw.whitelist.unwrap_or_default();

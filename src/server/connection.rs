@@ -24,6 +24,9 @@ pub type Stream = tiny_http::UpgradedStream;
 pub struct Connection {
     /// The WebSocket, positioned between exchanges whenever the connection is idle.
     pub ws: WsConn<Stream>,
+    /// Its place among the connections the server allows open at once
+    /// (`maxconnections`): held as long as the connection.
+    _slot: tiny_http::ConnectionSlot,
     /// The id of the client that opened it.
     pub client_id: Arc<str>,
     /// Its client's counters, so that a request counts itself without a look-up.
@@ -40,10 +43,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection fresh from registration.
-    pub fn new(ws: WsConn<Stream>, client_id: Arc<str>, stats: Arc<ClientStats>) -> Self {
+    /// A connection fresh from registration, holding its `slot`.
+    pub fn new(
+        ws: WsConn<Stream>,
+        slot: tiny_http::ConnectionSlot,
+        client_id: Arc<str>,
+        stats: Arc<ClientStats>,
+    ) -> Self {
         Connection {
             ws,
+            _slot: slot,
             client_id,
             stats,
             token: 0,

@@ -38,7 +38,7 @@ pub mod watcher;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -58,6 +58,9 @@ pub const CLEAN_UP_INTERVAL: Duration = Duration::from_secs(5);
 /// During shutdown, how often the count of in-flight requests is looked at (a few
 /// checks over a bounded time: not worth a condition variable on every request).
 const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// Connections refused past `maxconnections` are logged once every this many: a flood
+/// must not flood the log too.
+const REFUSALS_PER_LOG: u64 = 1000;
 
 /// What can stop the server or one of its handlers.
 #[derive(Debug)]
@@ -97,6 +100,8 @@ pub struct Shared {
     in_flight: AtomicUsize,
     /// Set once the shutdown began: requests still arriving are turned away.
     draining: AtomicBool,
+    /// Connections refused for being past `maxconnections`, for the log.
+    refusals: AtomicU64,
 }
 
 /// Counts one request as in flight for as long as it is handled.
@@ -175,12 +180,18 @@ impl Server {
             metrics: Metrics::default(),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            refusals: AtomicU64::new(0),
         });
         let handler = {
             let shared = shared.clone();
             Arc::new(move |request| handle(&shared, request))
         };
-        let http = tiny_http::Server::from_listener_with_handler(listener, ssl, handler)
+        let max = shared
+            .config
+            .max_connections
+            .unwrap_or_else(default_max_connections);
+        log::debug!("at most {max} connections open at once (maxconnections)");
+        let http = tiny_http::Server::from_listener_with_handler(listener, ssl, handler, Some(max))
             .map_err(|e| Error::Start(e.to_string()))?;
         let (stop_sender, stop) = bounded(0);
         Ok(Server {
@@ -295,15 +306,51 @@ impl Server {
     }
 }
 
+/// The cap on open connections when `maxconnections` is not set: drawn from the open
+/// file limit, raised to its hard value first.
+fn default_max_connections() -> usize {
+    use crate::sys::fd_limit;
+    match fd_limit::raise_open_files() {
+        Ok(limit) => fd_limit::default_max_connections(limit),
+        Err(e) => {
+            log::warn!("cannot read the open file limit ({e}): at most 1024 connections");
+            1024
+        }
+    }
+}
+
 /// Handles one request, on the thread of the connection it came on.
 fn handle(shared: &Shared, request: tiny_http::Request) {
     let _in_flight = InFlight::new(shared);
+    if request.over_capacity() {
+        return refuse_over_capacity(shared, request);
+    }
     if shared.draining.load(Ordering::SeqCst) {
         let response = text_response(503, "wsp server is shutting down");
         let _ = request.respond(retry_later(response));
         return;
     }
     route(shared, request);
+}
+
+/// Answers a request that came on a connection past `maxconnections`: 503, and the
+/// connection is closed.
+fn refuse_over_capacity(shared: &Shared, request: tiny_http::Request) {
+    let max = shared
+        .config
+        .max_connections
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    if shared.refusals.fetch_add(1, Ordering::Relaxed) % REFUSALS_PER_LOG == 0 {
+        log::warn!(
+            "refusing connections: too many open{max} (maxconnections); {} refused so far",
+            shared.refusals.load(Ordering::Relaxed)
+        );
+    }
+    let text =
+        format!("wsp server: too many connections open{max}; try again later (maxconnections)");
+    let response = retry_later(text_response(503, &text)).with_connection_close();
+    let _ = request.respond(response);
 }
 
 /// Sends a request to its handler: by the target's form first (an HTTP proxy's request

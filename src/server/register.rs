@@ -38,14 +38,18 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     if let Ok(h) = Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes()) {
         response.add_header(h);
     }
-    let upgraded = request
+    let tiny_http::Upgraded {
+        stream,
+        leftover,
+        slot,
+    } = request
         .upgrade("websocket", response)
         .map_err(|e| Error::Register(format!("{peer:?}: upgrade failed: {e}")))?;
-    if let Some(s) = upgraded.stream.tcp() {
+    if let Some(s) = stream.tcp() {
         let _ = s.set_nodelay(true);
         let _ = s.set_read_timeout(Some(GREETING_TIMEOUT));
     }
-    let mut ws = WsConn::with_leftover(upgraded.stream, upgraded.leftover, Role::Server);
+    let mut ws = WsConn::with_leftover(stream, leftover, Role::Server);
     let greeting = match read_greeting(&mut ws) {
         Ok(g) => g,
         Err(e) => {
@@ -68,7 +72,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     ws.release_buffers();
     let id: Arc<str> = greeting.id.into();
     let (stats, first) = shared.metrics.client(&id);
-    let conn = Connection::new(ws, id, stats.clone());
+    let conn = Connection::new(ws, slot, id, stats.clone());
     let fresh = shared.hub.add(conn, greeting.size);
     shared.metrics.registered(&stats, first, fresh);
     Ok(())

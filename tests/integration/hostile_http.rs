@@ -577,3 +577,43 @@ fn a_flood_past_the_fd_limit_leaves_the_server_serving_after_it() {
     })
     .unwrap_or_else(|| panic!("deaf after the flood; log:\n{}", server.proc.log.lock()));
 }
+
+/// Past `--max-connections`, a new caller is told so (503, `Retry-After`, the connection
+/// closed after) instead of the server running out of descriptors; registered WebSockets
+/// count among the open connections; a slot freed is usable again.
+#[test]
+fn past_max_connections_a_caller_gets_503_until_one_closes() {
+    let server = Server::start(&["--max-connections", "3"]);
+    let _ws = crate::support::rawpeer::RawWs::register_with(&server, "capped_1");
+    let held: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+    // The two held connections are accepted (and so counted) once one of them is served.
+    let mut probe = held[1].try_clone().expect("clone");
+    probe
+        .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let reply = read_reply(&mut BufReader::new(&mut probe));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let refused = poll(READY, || {
+        let mut extra = connect(server.addr);
+        extra
+            .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let reply = read_reply(&mut BufReader::new(&mut extra));
+        (reply.status == 503).then_some(reply)
+    })
+    .expect("a fourth connection was never refused");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert!(
+        refused.text().contains("maxconnections"),
+        "{}",
+        refused.text()
+    );
+    drop(held);
+    let status = format!("http://{}/status", server.addr);
+    poll(READY, || {
+        let reply = caller().get(&status).call().ok()?;
+        (reply.status() == 200).then_some(())
+    })
+    .expect("still refusing after two connections closed");
+}

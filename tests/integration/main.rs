@@ -12,6 +12,7 @@ mod gopeer;
 mod hostile_heads;
 mod hostile_http;
 mod hostile_ws;
+mod idle;
 mod nginx;
 mod observability;
 mod pools;

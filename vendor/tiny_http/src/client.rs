@@ -16,7 +16,7 @@ use crate::limits::{
     BODY_READ_TIMEOUT, HEADER_TIMEOUT, MAX_HEADER_COUNT, MAX_HEADER_LINE_LEN, MAX_HEAD_LEN,
     MAX_REQUEST_LINE_LEN, WRITE_TIMEOUT,
 };
-use crate::util::RefinedTcpStream;
+use crate::util::{RefinedTcpStream, Slot};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -51,6 +51,13 @@ pub struct ClientConnection {
     // whose deadline counts from it
     accepted_at: Option<Instant>,
 
+    // wsp patch: this connection's place among those allowed open at once, shared with
+    // its requests (None: no cap)
+    slot: Option<Arc<Slot>>,
+
+    // wsp patch: accepted past the cap: its one request is to be refused
+    over_capacity: bool,
+
     // wsp patch: the read time-out last set on `socket`, so that setting the same one
     // again costs no system call (the keep-alive and body time-outs are equal)
     read_timeout: Option<Duration>,
@@ -79,6 +86,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         socket: Arc<Connection>,
+        slot: Result<Option<Arc<Slot>>, ()>,
     ) -> ClientConnection {
         // wsp patch: a client that reads nothing of its response is dropped in time
         socket.set_write_timeout(Some(WRITE_TIMEOUT)).ok();
@@ -96,6 +104,8 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             socket,
+            over_capacity: slot.is_err(),
+            slot: slot.ok().flatten(),
             accepted_at: Some(Instant::now()),
             read_timeout: None,
         }
@@ -285,6 +295,8 @@ impl ClientConnection {
             Some(crate::request::Link {
                 socket: self.socket.clone(),
                 sink: self.sink.shared(),
+                slot: self.slot.clone(),
+                over_capacity: self.over_capacity,
             }),
         )
         .map_err(|e| {
@@ -404,6 +416,8 @@ impl Iterator for ClientConnection {
             let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 
             match lowercase {
+                // wsp patch: a connection past the cap serves its one refusal
+                _ if self.over_capacity => self.no_more_requests = true,
                 Some(ref val) if val.contains("close") => self.no_more_requests = true,
                 Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
                 Some(ref val)

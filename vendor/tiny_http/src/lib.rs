@@ -117,6 +117,7 @@ pub use request::{ReadWrite, Request};
 #[cfg(feature = "ssl-rustls")]
 pub use ssl::TlsStream;
 pub use upgrade::{ConnectionHandle, Upgraded, UpgradedStream};
+pub use util::ConnectionSlot;
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
@@ -256,7 +257,7 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), ssl_config, None)
+        Self::start(listener.into(), ssl_config, None, None)
     }
 
     /// wsp patch: like [`Server::from_listener`], but each request is given to `handler`
@@ -265,18 +266,24 @@ impl Server {
     /// connection are handled one after the other, as HTTP/1.1 has them anyway. The
     /// handler must answer the request (or drop it) before the connection's next one is
     /// read. `recv` and `incoming_requests` then only ever report errors.
+    ///
+    /// At most `max_connections` connections count as open at once (see
+    /// [`Request::over_capacity`]); `None`: no cap.
     pub fn from_listener_with_handler<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
         handler: Handler,
+        max_connections: Option<usize>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), ssl_config, Some(handler))
+        let capacity = max_connections.map(util::Capacity::new);
+        Self::start(listener.into(), ssl_config, Some(handler), capacity)
     }
 
     fn start(
         listener: Listener,
         ssl_config: Option<SslConfig>,
         handler: Option<Handler>,
+        capacity: Option<Arc<util::Capacity>>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -348,8 +355,14 @@ impl Server {
                         };
                         let (read_closable, write_closable) = RefinedTcpStream::new(stream);
                         failures.reset();
+                        // wsp patch: a connection past the cap is served without a slot,
+                        // for its first request to be refused
+                        let slot = match &capacity {
+                            None => Ok(None),
+                            Some(capacity) => capacity.take().map(Some).ok_or(()),
+                        };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, socket))
+                        Ok(ClientConnection::new(write_closable, read_closable, socket, slot))
                     }
                     Err(e) => Err(e),
                 };

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::connection::Connection;
 use crate::upgrade::{ConnectionHandle, Upgraded, UpgradedStream};
-use crate::util::{EqualReader, FusedReader, RefinedTcpStream, SequentialReader};
+use crate::util::{ConnectionSlot, EqualReader, FusedReader, RefinedTcpStream, SequentialReader, Slot};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -86,6 +86,12 @@ pub struct Request {
 
     // wsp patch: for a request that may switch protocols, what `upgrade` takes whole
     upgrade: Option<UpgradeParts>,
+
+    // wsp patch: the connection's place among those allowed open at once
+    slot: Option<Arc<Slot>>,
+
+    // wsp patch: the connection came past the cap
+    over_capacity: bool,
 }
 
 /// wsp patch: what a `ClientConnection` gives a request besides its reader and writer.
@@ -94,6 +100,10 @@ pub(crate) struct Link {
     pub(crate) socket: Arc<Connection>,
     /// The writer all the connection's responses share.
     pub(crate) sink: Arc<Mutex<BufWriter<RefinedTcpStream>>>,
+    /// The connection's place among those allowed open at once.
+    pub(crate) slot: Option<Arc<Slot>>,
+    /// The connection came past the cap.
+    pub(crate) over_capacity: bool,
 }
 
 /// The connection's reader and writer, kept by a request that asks to switch protocols
@@ -130,7 +140,11 @@ impl UpgradeParts {
         let write_half = writer.into_inner().map_err(|e| e.into_error())?;
         drop(write_half.into_stream());
         let stream = UpgradedStream::take(read_half.into_stream()).ok_or_else(in_use)?;
-        Ok(Upgraded { stream, leftover })
+        Ok(Upgraded {
+            stream,
+            leftover,
+            slot: ConnectionSlot::default(),
+        })
     }
 }
 
@@ -248,6 +262,8 @@ where
     // whatever its framing said.
     let mut upgrade = None;
     let socket = link.as_ref().map(|l| l.socket.clone());
+    let slot = link.as_ref().and_then(|l| l.slot.clone());
+    let over_capacity = link.as_ref().is_some_and(|l| l.over_capacity);
     let reader = if connection_upgrade && transfer_encoding.is_none() && content_length.is_none() {
         if let Some(link) = link {
             upgrade = Some(UpgradeParts {
@@ -308,6 +324,8 @@ where
         notify_when_responded: None,
         socket,
         upgrade,
+        slot,
+        over_capacity,
     })
 }
 
@@ -394,7 +412,16 @@ impl Request {
             sender.send(()).ok();
         }
         written?;
-        parts.into_upgraded()
+        let mut upgraded = parts.into_upgraded()?;
+        upgraded.slot = ConnectionSlot(self.slot.take());
+        Ok(upgraded)
+    }
+
+    /// wsp patch: whether the connection was accepted while the server had as many open
+    /// as it allows (`max_connections`): the handler should refuse the request (503). The
+    /// connection is closed after it.
+    pub fn over_capacity(&self) -> bool {
+        self.over_capacity
     }
 
     /// wsp patch: a handle that can end this request's connection, e.g. after the

@@ -287,7 +287,7 @@ where
 
     /// wsp patch: adds `Connection: close`, which `add_header` refuses, to an answer
     /// after which tiny_http closes the connection, so that the client knows.
-    pub(crate) fn with_connection_close(mut self) -> Response<R> {
+    pub fn with_connection_close(mut self) -> Response<R> {
         let close = Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap();
         self.headers.push(close);
         self

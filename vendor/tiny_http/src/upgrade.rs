@@ -16,6 +16,7 @@ use crate::connection::Connection;
 #[cfg(feature = "ssl-rustls")]
 use crate::ssl::TlsStream;
 use crate::util::refined_tcp_stream::Stream;
+use crate::util::ConnectionSlot;
 
 /// A connection handed over by [`crate::Request::upgrade`].
 pub struct Upgraded {
@@ -24,6 +25,9 @@ pub struct Upgraded {
     /// What the client sent after the request's head and tiny_http had already read:
     /// the first bytes of the new protocol, to be read before the stream's.
     pub leftover: Vec<u8>,
+    /// The connection's place among those the server allows open at once: keep it with
+    /// the stream.
+    pub slot: ConnectionSlot,
 }
 
 /// The stream of an upgraded connection: the accepted socket, or the TLS stream over it.

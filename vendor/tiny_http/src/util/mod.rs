@@ -1,4 +1,6 @@
 pub use self::accept_failures::AcceptFailures;
+pub use self::capacity::ConnectionSlot;
+pub(crate) use self::capacity::{Capacity, Slot};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -10,6 +12,7 @@ pub use self::task_pool::TaskPool;
 use std::str::FromStr;
 
 mod accept_failures;
+mod capacity;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
