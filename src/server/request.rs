@@ -13,7 +13,8 @@ use tiny_http::{HeaderField, Request};
 
 use super::pool::{AcquireError, Choice};
 use super::relay::{self, Outcome};
-use super::{text_response, Shared, STATUS_PROXY_ERROR};
+use super::reply::{request_header, retry_later, text_response, STATUS_PROXY_ERROR};
+use super::Shared;
 use crate::auth::Refused;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
@@ -115,7 +116,7 @@ pub fn handle_request(shared: &Shared, request: Request) {
 
 /// The `X-PROXY-DESTINATION` value, checked, or the text of a 526 refusal.
 fn destination(request: &Request) -> Result<String, &'static str> {
-    let destination = super::request_header(request, DESTINATION_HEADER)
+    let destination = request_header(request, DESTINATION_HEADER)
         .filter(|d| !d.is_empty())
         .ok_or("Missing X-PROXY-DESTINATION header")?;
     check_destination(&destination).map_err(|bad| match bad {
@@ -134,7 +135,7 @@ pub fn authenticate(shared: &Shared, request: Request, style: Style) -> Option<R
     if !shared.config.auth.is_enabled() {
         return Some(request);
     }
-    let credentials = super::request_header(&request, style.credentials_header());
+    let credentials = request_header(&request, style.credentials_header());
     match shared.config.auth.check(credentials.as_deref()) {
         Ok(()) => Some(request),
         Err(refused) => {
@@ -172,7 +173,7 @@ pub fn dispatch(
         log::info!("{refusal}");
         return refuse(request, &refusal.to_string());
     }
-    let only = super::request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
+    let only = request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
     let mut failed_client = None;
     for _ in 0..MAX_ATTEMPTS {
         let deadline = arrival + shared.config.timeout;
@@ -209,7 +210,7 @@ pub fn dispatch(
 fn busy(shared: &Shared, request: Request, text: &str) {
     let response = text_response(shared.config.busy_status, text);
     let _ = match shared.config.busy_status {
-        503 => request.respond(super::retry_later(response)),
+        503 => request.respond(retry_later(response)),
         _ => request.respond(response),
     };
 }
@@ -297,10 +298,10 @@ fn forwarded_headers(request: &Request, style: Style, auth_enabled: bool) -> Hea
 
 /// `ContentLength` as Go computes it: the declared length, -1 for a chunked body, else 0.
 fn content_length(request: &Request) -> i64 {
-    let declared = super::request_header(request, "Content-Length");
+    let declared = request_header(request, "Content-Length");
     match declared.and_then(|v| v.trim().parse().ok()) {
         Some(n) => n,
-        None if super::request_header(request, "Transfer-Encoding").is_some() => -1,
+        None if request_header(request, "Transfer-Encoding").is_some() => -1,
         None => 0,
     }
 }
