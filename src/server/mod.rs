@@ -14,6 +14,7 @@
 //! - [`register`]: `/register`, a client offers a WebSocket.
 //! - [`request`]: `/request`, checks and dispatch.
 //! - [`proxy`]: HTTP proxy mode, requests in absolute form, dispatched as `/request`'s.
+//! - [`retry`]: a request over one connection after another, while failures allow.
 //! - [`relay`]: the exchange over one WebSocket.
 //! - [`respond`]: the relayed response, streamed to the caller.
 //! - [`reply`]: the answers wsp makes itself (526, 4xx, 503).
@@ -33,6 +34,7 @@ pub mod relay;
 pub mod reply;
 pub mod request;
 pub mod respond;
+pub mod retry;
 pub mod socket;
 pub mod status;
 pub mod tls;

@@ -24,6 +24,21 @@ pub fn retry_later<R: io::Read>(mut response: Response<R>) -> Response<R> {
     response
 }
 
+/// wsp's 526 with `text`: a request refused, or that could not be relayed.
+pub fn refuse(request: Request, text: &str) {
+    let _ = request.respond(text_response(STATUS_PROXY_ERROR, text));
+}
+
+/// No connection to be had: `busy_status` (wsp's 526 by default), and when it is 503,
+/// when to try again.
+pub fn busy(request: Request, busy_status: u16, text: &str) {
+    let response = text_response(busy_status, text);
+    let _ = match busy_status {
+        503 => request.respond(retry_later(response)),
+        _ => request.respond(response),
+    };
+}
+
 /// `body` as it is, under wsp's plain-text `Content-Type`.
 pub fn plain_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
     let mut response = Response::from_data(body).with_status_code(status);
