@@ -120,3 +120,103 @@ fn no_connection(shared: &Shared, request: Request, error: AcquireError, only: O
         AcquireError::Timeout => busy(request, busy_status, "Unable to get a proxy connection"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::{decide, Next, MAX_ATTEMPTS};
+    use crate::protocol::{Error, RequestHead};
+    use crate::server::relay::{Failure, Stage};
+
+    /// A request head; `content_length` as on the wire (-1: chunked).
+    fn head(method: &str, content_length: i64) -> RequestHead {
+        RequestHead {
+            method: method.into(),
+            url: "http://api/x".into(),
+            header: Default::default(),
+            content_length,
+        }
+    }
+
+    fn failed(stage: Stage, error: Error) -> Failure {
+        Failure { stage, error }
+    }
+
+    fn closed(stage: Stage) -> Failure {
+        failed(stage, Error::Closed)
+    }
+
+    fn io(stage: Stage, kind: io::ErrorKind) -> Failure {
+        failed(stage, Error::Io(kind.into()))
+    }
+
+    #[test]
+    fn a_lost_connection_is_tried_again_until_the_attempts_run_out() {
+        let get = head("GET", 0);
+        for attempts in 1..MAX_ATTEMPTS {
+            let next = decide(&get, &closed(Stage::Receiving), attempts);
+            assert_eq!(next, Next::TryAnother, "attempt {attempts}");
+        }
+        let last = decide(&get, &closed(Stage::Receiving), MAX_ATTEMPTS);
+        assert_eq!(last, Next::GiveUp);
+        let reset = io(Stage::Sending, io::ErrorKind::ConnectionReset);
+        assert_eq!(decide(&get, &reset, 1), Next::TryAnother);
+    }
+
+    #[test]
+    fn a_time_out_is_answered_not_tried_again() {
+        let get = head("GET", 0);
+        for kind in [io::ErrorKind::TimedOut, io::ErrorKind::WouldBlock] {
+            for stage in [Stage::Sending, Stage::Receiving] {
+                let next = decide(&get, &io(stage, kind), 1);
+                assert_eq!(next, Next::Answer, "{kind:?} at {stage:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_dead_connection_counts() {
+        let get = head("GET", 0);
+        let others = [
+            Error::Head("bad status".into()),
+            Error::Framing("unmasked".into()),
+            Error::BodySource(io::ErrorKind::ConnectionReset.into()),
+            Error::TooLarge {
+                what: "a response head",
+                limit: 1,
+            },
+        ];
+        for error in others {
+            let what = error.to_string();
+            let next = decide(&get, &failed(Stage::Receiving, error), 1);
+            assert_eq!(next, Next::Answer, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_body_is_sent_again_only_if_none_of_it_was_read() {
+        for length in [10, -1] {
+            let post = head("POST", length);
+            assert_eq!(decide(&post, &closed(Stage::Head), 1), Next::TryAnother);
+            assert_eq!(decide(&post, &closed(Stage::Sending), 1), Next::Answer);
+            let put = head("PUT", length);
+            assert_eq!(decide(&put, &closed(Stage::Receiving), 1), Next::Answer);
+        }
+    }
+
+    #[test]
+    fn a_request_that_may_have_run_is_sent_again_only_if_idempotent() {
+        for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            let next = decide(&head(method, 0), &closed(Stage::Receiving), 1);
+            assert_eq!(next, Next::TryAnother, "{method}");
+        }
+        for method in ["POST", "PATCH", "CONNECT", "PROPFIND"] {
+            let sent = decide(&head(method, 0), &closed(Stage::Receiving), 1);
+            assert_eq!(sent, Next::Answer, "{method}");
+            // Not out whole, it cannot have run.
+            let unsent = decide(&head(method, 0), &closed(Stage::Sending), 1);
+            assert_eq!(unsent, Next::TryAnother, "{method}");
+        }
+    }
+}
