@@ -91,8 +91,9 @@ pub fn answer(
     stream_response(shared, lease, response_head, request, (exchange, arrival));
 }
 
-/// Answers the caller of an exchange that failed before its response head (see
-/// [`failure`]), and counts it; the connection is dropped.
+/// Answers the caller of an exchange that failed before its response head (526, or 504
+/// for a silent client, or the caller's own fault), and counts it; the connection is
+/// dropped.
 pub fn answer_failure(
     shared: &Shared,
     mut lease: Lease<'_>,

@@ -1,6 +1,6 @@
 //! A request relayed over one connection after another: the policy that says when a
 //! failed exchange may be sent again and how many times ([`decide`]), and the loop that
-//! acts on it ([`relay`]).
+//! acts on it ([`relay()`]).
 //!
 //! The loop owns the caller's request from the first connection to the answer: each
 //! exchange only borrows it ([`super::relay::send`]) until its response head is in, so a
