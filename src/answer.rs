@@ -4,7 +4,7 @@
 //! `http.Error` writes, and so what the Go wsp server's own errors look like).
 //!
 //! How each side puts it on the wire stays with that side: the server in a tiny_http
-//! response (`server::text_response`), the client in a response head and body message
+//! response (`server::reply::text_response`), the client in a response head and body message
 //! (`protocol::ResponseHead::error`).
 
 /// The `Content-Type` of every answer wsp makes itself.

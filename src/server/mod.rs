@@ -14,8 +14,10 @@
 //! - [`register`]: `/register`, a client offers a WebSocket.
 //! - [`request`]: `/request`, checks and dispatch.
 //! - [`proxy`]: HTTP proxy mode, requests in absolute form, dispatched as `/request`'s.
+//! - [`retry`]: a request over one connection after another, while failures allow.
 //! - [`relay`]: the exchange over one WebSocket.
 //! - [`respond`]: the relayed response, streamed to the caller.
+//! - [`reply`]: the answers wsp makes itself (526, 4xx, 503).
 //! - [`pool`]: idle and busy connections per client.
 //! - [`connection`]: one registered WebSocket and its liveness checks.
 //! - [`status`]: `/status`, `/status.json` and `/metrics`.
@@ -29,8 +31,10 @@ pub mod pool;
 pub mod proxy;
 pub mod register;
 pub mod relay;
+pub mod reply;
 pub mod request;
 pub mod respond;
+pub mod retry;
 pub mod status;
 pub mod tls;
 pub mod watcher;
@@ -45,14 +49,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
-use tiny_http::{Header, Response};
 
 use crate::config::ServerConfig;
 use metrics::Metrics;
 use pool::Hub;
+use reply::{retry_later, text_response};
 
-/// The status wsp answers when it refuses or fails to relay a request, or a registration.
-pub const STATUS_PROXY_ERROR: u16 = 526;
 /// How often idle connections beyond a client's pool size are looked for (Go: 5 s).
 pub const CLEAN_UP_INTERVAL: Duration = Duration::from_secs(5);
 /// During shutdown, how often the count of in-flight requests is looked at (a few
@@ -383,35 +385,4 @@ fn route(shared: &Shared, request: tiny_http::Request) {
             let _ = request.respond(text_response(404, "404 page not found"));
         }
     }
-}
-
-/// wsp's plain-text answer: the message and a newline ([`crate::answer`]).
-pub fn text_response(status: u16, text: &str) -> Response<io::Cursor<Vec<u8>>> {
-    plain_response(status, crate::answer::body(text))
-}
-
-/// Adds `Retry-After: 1` to a 503: the caller, or a load balancer, may try again soon.
-pub fn retry_later<R: io::Read>(mut response: Response<R>) -> Response<R> {
-    if let Ok(h) = Header::from_bytes(&b"Retry-After"[..], &b"1"[..]) {
-        response.add_header(h);
-    }
-    response
-}
-
-fn plain_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
-    let mut response = Response::from_data(body).with_status_code(status);
-    let content_type = crate::answer::CONTENT_TYPE.as_bytes();
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], content_type) {
-        response.add_header(h);
-    }
-    response
-}
-
-/// The first value of a request header.
-pub fn request_header(request: &tiny_http::Request, name: &str) -> Option<String> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_string())
 }

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use tiny_http::{Header, Request};
 
+use super::reply::{request_header, text_response};
 use super::request::{self, BadDestination, Style, DESTINATION_HEADER};
-use super::{request_header, text_response};
 
 /// The methods named in the `Allow` header of the answer to `CONNECT`: the usual ones
 /// (any method but `CONNECT` is relayed).

@@ -11,7 +11,8 @@ use tiny_http::{Header, Request, Response};
 use tungstenite::handshake::derive_accept_key;
 
 use super::connection::{Connection, Stream};
-use super::{request_header as header, text_response, Error, Shared, STATUS_PROXY_ERROR};
+use super::reply::{request_header as header, text_response, STATUS_PROXY_ERROR};
+use super::{Error, Shared};
 use crate::protocol::greeting::MAX_GREETING_LEN;
 use crate::protocol::{Greeting, Role, WsConn};
 

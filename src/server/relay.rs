@@ -3,6 +3,7 @@
 //!
 //! The caller always gets an HTTP answer: 526 with the error text when the exchange fails
 //! before the response head (504 when the client stayed silent past `requesttimeout`),
+//! unless [`super::retry`] sends the request over another connection,
 //! and a cut connection when it fails mid-body (the only honest signal left once a
 //! status line has gone out). The connection goes back to the pool
 //! only when its exchange ended exactly at a message boundary; otherwise it is dropped.
@@ -11,7 +12,6 @@
 //! [`super::metrics`] and written to the access log (one `info` line per request).
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tiny_http::{HTTPVersion, Method, Request};
@@ -19,8 +19,9 @@ use tiny_http::{HTTPVersion, Method, Request};
 use super::connection::Stream;
 use super::metrics::{ClientStats, Exchange};
 use super::pool::Lease;
+use super::reply::{text_response, STATUS_PROXY_ERROR};
 use super::respond::{self, SendError, Sent};
-use super::{text_response, Shared, STATUS_PROXY_ERROR};
+use super::Shared;
 use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::is_timeout_kind;
@@ -30,55 +31,86 @@ use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
 /// when the caller did not want the body (HEAD, 204, 304).
 pub const MAX_SKIPPED_BODY: u64 = 64 * 1024;
 
-/// Methods whose request may be sent twice without changing its effect (RFC 9110 §9.2.2).
-const IDEMPOTENT: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
-
-/// How an exchange ended, for the caller of [`relay`].
-pub enum Outcome {
-    /// The caller got an answer.
-    Answered,
-    /// The connection failed before the request could have had an effect and before
-    /// anything of the caller's was consumed: the request may go over another connection,
-    /// preferably of another client than this one.
-    Retry(Box<Request>, Arc<str>),
+/// An exchange that failed before the response head: where it stood, and why. Whether
+/// it may be tried again over another connection is [`super::retry`]'s call.
+#[derive(Debug)]
+pub struct Failure {
+    pub stage: Stage,
+    pub error: Error,
 }
 
-/// Relays `request` over the leased connection and answers the caller, unless the
-/// exchange failed in a way that makes it safe to try another connection. `arrival`
-/// is when the request came, for the latency counted and logged.
-pub fn relay(
+/// A request sent whose response head came back: the caller is yet to get it ([`answer`]).
+pub struct Started {
+    response_head: ResponseHead,
+    /// The request body bytes sent to the client.
+    bytes_in: u64,
+}
+
+/// Sends `request` over the leased connection (messages 1 and 2) and reads the response
+/// head (message 3). The caller is not answered here: [`answer`] or [`answer_failure`]
+/// does it, unless the request goes over another connection.
+pub fn send(
+    lease: &mut Lease<'_>,
+    head: &RequestHead,
+    request: &mut Request,
+) -> Result<Started, Failure> {
+    let conn = lease.conn();
+    match send_request(&mut conn.ws, head, request) {
+        Ok((response_head, bytes_in)) => Ok(Started {
+            response_head,
+            bytes_in,
+        }),
+        Err((stage, error)) => {
+            log::warn!(
+                "{} {} via {}: {error}",
+                head.method,
+                head.url,
+                conn.client_id
+            );
+            Err(Failure { stage, error })
+        }
+    }
+}
+
+/// Streams the response [`send`] started to the caller. `arrival` is when the request
+/// came, for the latency counted and logged.
+pub fn answer(
     shared: &Shared,
     mut lease: Lease<'_>,
     head: &RequestHead,
-    mut request: Request,
+    request: Request,
+    started: Started,
     arrival: Instant,
-) -> Outcome {
+) {
     let client_id = lease.conn().client_id.clone();
-    let (response_head, bytes_in) = match send_request(&mut lease.conn().ws, head, &mut request) {
-        Ok(sent) => sent,
-        Err((stage, e)) => {
-            log::warn!("{} {} via {client_id}: {e}", head.method, head.url);
-            if is_replayable(head, stage, &e) {
-                shared.metrics.count_failed(&lease.conn().stats);
-                return Outcome::Retry(Box::new(request), client_id);
-            }
-            let (status, text) = failure(shared, &client_id, &e);
-            let _ = request.respond(text_response(status, &text));
-            let exchange = Exchange {
-                status,
-                ok: false,
-                ..exchange(head, &client_id)
-            };
-            account(shared, &lease.conn().stats, exchange, arrival);
-            return Outcome::Answered;
-        }
-    };
     let exchange = Exchange {
-        bytes_in,
+        bytes_in: started.bytes_in,
         ..exchange(head, &client_id)
     };
-    stream_response(shared, lease, &response_head, request, (exchange, arrival));
-    Outcome::Answered
+    let response_head = &started.response_head;
+    stream_response(shared, lease, response_head, request, (exchange, arrival));
+}
+
+/// Answers the caller of an exchange that failed before its response head (526, or 504
+/// for a silent client, or the caller's own fault), and counts it; the connection is
+/// dropped.
+pub fn answer_failure(
+    shared: &Shared,
+    mut lease: Lease<'_>,
+    head: &RequestHead,
+    request: Request,
+    error: &Error,
+    arrival: Instant,
+) {
+    let conn = lease.conn();
+    let (status, text) = failure(shared, &conn.client_id, error);
+    let _ = request.respond(text_response(status, &text));
+    let exchange = Exchange {
+        status,
+        ok: false,
+        ..exchange(head, &conn.client_id)
+    };
+    account(shared, &conn.stats, exchange, arrival);
 }
 
 /// An exchange of `head` over `client_id`'s connection, as yet with nothing to show.
@@ -233,29 +265,13 @@ fn answer_error(out: &mut dyn std::io::Write, relayed: &respond::ResponseHead<'_
 
 /// Where a failed exchange stood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub enum Stage {
     /// Sending the head of a request with a body, before any of the body was read.
     Head,
     /// Sending the request (the rest of it).
     Sending,
     /// Waiting for the response head.
     Receiving,
-}
-
-/// Safe to send again elsewhere: the connection simply died (closed or reset), nothing
-/// of the caller's body was consumed, and either the request never got out whole, or it
-/// is idempotent and no answer had begun. A time-out is no death: the client may be busy
-/// performing the request, and sending it again would double the work and the wait.
-fn is_replayable(head: &RequestHead, stage: Stage, error: &Error) -> bool {
-    let connection_lost = match error {
-        Error::Closed => true,
-        Error::Io(_) => !error.is_timeout(),
-        _ => false,
-    };
-    let untouched = stage == Stage::Head || head.body_len() == Some(0);
-    connection_lost
-        && untouched
-        && (stage != Stage::Receiving || IDEMPOTENT.contains(&head.method.as_str()))
 }
 
 /// Messages 1 and 2 out, message 3 in.

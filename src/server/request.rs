@@ -1,27 +1,23 @@
-//! `/request`: check the caller's request, turn it into a request head, find a connection.
+//! `/request`: check the caller's request and turn it into a request head.
 //!
 //! Every refusal here is wsp's: status 526 and a one-line text, except a caller that
-//! fails [`crate::auth`] (401). What happens once a connection is found is
-//! [`super::relay`]'s job. [`dispatch`], everything after the destination is known, is
-//! shared with the HTTP proxy mode ([`super::proxy`]), which differs only in where the
-//! destination and the credentials are read ([`Style`]).
+//! fails [`crate::auth`] (401). Finding a connection, and trying another when one fails,
+//! is [`super::retry`]'s job; the exchange itself [`super::relay`]'s. [`dispatch`],
+//! everything after the destination is known, is shared with the HTTP proxy mode
+//! ([`super::proxy`]), which differs only in where the destination and the credentials
+//! are read ([`Style`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use tiny_http::{HeaderField, Request};
 
-use super::pool::{AcquireError, Choice};
-use super::relay::{self, Outcome};
-use super::{text_response, Shared, STATUS_PROXY_ERROR};
+use super::reply::{refuse, request_header, text_response};
+use super::{retry, Shared};
 use crate::auth::Refused;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
 use crate::rules::Side;
-
-/// How many connections one request may try, when the ones before failed in a way that
-/// makes trying again safe (see [`relay::Outcome::Retry`]).
-pub const MAX_ATTEMPTS: usize = 4;
 
 /// The header naming where to send the request.
 pub const DESTINATION_HEADER: &str = "X-PROXY-DESTINATION";
@@ -115,7 +111,7 @@ pub fn handle_request(shared: &Shared, request: Request) {
 
 /// The `X-PROXY-DESTINATION` value, checked, or the text of a 526 refusal.
 fn destination(request: &Request) -> Result<String, &'static str> {
-    let destination = super::request_header(request, DESTINATION_HEADER)
+    let destination = request_header(request, DESTINATION_HEADER)
         .filter(|d| !d.is_empty())
         .ok_or("Missing X-PROXY-DESTINATION header")?;
     check_destination(&destination).map_err(|bad| match bad {
@@ -134,7 +130,7 @@ pub fn authenticate(shared: &Shared, request: Request, style: Style) -> Option<R
     if !shared.config.auth.is_enabled() {
         return Some(request);
     }
-    let credentials = super::request_header(&request, style.credentials_header());
+    let credentials = request_header(&request, style.credentials_header());
     match shared.config.auth.check(credentials.as_deref()) {
         Ok(()) => Some(request),
         Err(refused) => {
@@ -147,11 +143,11 @@ pub fn authenticate(shared: &Shared, request: Request, style: Style) -> Option<R
 }
 
 /// Relays a request whose destination is known and checked: the rules, the choice of a
-/// client, and the relay itself, retried over another connection when that is safe.
-/// `arrival` is when the request came.
+/// client, and the relay itself, retried over another connection when that is safe
+/// ([`retry::relay`]). `arrival` is when the request came.
 pub fn dispatch(
     shared: &Shared,
-    mut request: Request,
+    request: Request,
     destination: String,
     style: Style,
     arrival: Instant,
@@ -172,50 +168,8 @@ pub fn dispatch(
         log::info!("{refusal}");
         return refuse(request, &refusal.to_string());
     }
-    let only = super::request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
-    let mut failed_client = None;
-    for _ in 0..MAX_ATTEMPTS {
-        let deadline = arrival + shared.config.timeout;
-        let choice = Choice {
-            only: only.as_deref(),
-            avoid: failed_client.as_deref(),
-        };
-        let lease = match shared.hub.acquire(deadline, choice) {
-            Ok(lease) => lease,
-            Err(AcquireError::NoClient) => return busy(shared, request, "No proxy available"),
-            Err(AcquireError::UnknownClient) => {
-                let id = only.as_deref().unwrap_or_default();
-                return refuse(request, &format!("No client \"{id}\" connected"));
-            }
-            Err(AcquireError::Timeout) => {
-                return busy(shared, request, "Unable to get a proxy connection")
-            }
-        };
-        match relay::relay(shared, lease, &head, request, arrival) {
-            Outcome::Answered => return,
-            Outcome::Retry(again, client) => {
-                request = *again;
-                failed_client = Some(client);
-            }
-        }
-    }
-    refuse(
-        request,
-        "Unable to relay request: every connection tried failed",
-    );
-}
-
-/// No connection to be had: wsp's 526, or a 503 that tells when to try again.
-fn busy(shared: &Shared, request: Request, text: &str) {
-    let response = text_response(shared.config.busy_status, text);
-    let _ = match shared.config.busy_status {
-        503 => request.respond(super::retry_later(response)),
-        _ => request.respond(response),
-    };
-}
-
-fn refuse(request: Request, text: &str) {
-    let _ = request.respond(text_response(STATUS_PROXY_ERROR, text));
+    let only = request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
+    retry::relay(shared, &head, request, only.as_deref(), arrival);
 }
 
 /// 401 or 407 with one challenge per scheme the server accepts.
@@ -297,10 +251,10 @@ fn forwarded_headers(request: &Request, style: Style, auth_enabled: bool) -> Hea
 
 /// `ContentLength` as Go computes it: the declared length, -1 for a chunked body, else 0.
 fn content_length(request: &Request) -> i64 {
-    let declared = super::request_header(request, "Content-Length");
+    let declared = request_header(request, "Content-Length");
     match declared.and_then(|v| v.trim().parse().ok()) {
         Some(n) => n,
-        None if super::request_header(request, "Transfer-Encoding").is_some() => -1,
+        None if request_header(request, "Transfer-Encoding").is_some() => -1,
         None => 0,
     }
 }

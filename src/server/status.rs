@@ -11,7 +11,8 @@ use serde::Serialize;
 use tiny_http::{Header, Request, Response};
 
 use super::metrics::ClientView;
-use super::{plain_response, request_header, Shared};
+use super::reply::{plain_response, request_header};
+use super::Shared;
 
 /// The content type Prometheus scrapers expect for the text format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
