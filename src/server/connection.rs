@@ -3,7 +3,7 @@
 //! close seen, silence past `pingtimeout`). Where connections wait, and who takes them, is
 //! [`super::pool`]'s job; who watches them while idle, [`super::watcher`]'s.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,9 +62,9 @@ impl Connection {
         }
     }
 
-    /// The socket's descriptor, to watch it; `None` over a Unix socket.
-    pub(super) fn fd(&self) -> Option<RawFd> {
-        self.ws.get_ref().tcp().map(|s| s.as_raw_fd())
+    /// The socket's descriptor, to watch it.
+    pub(super) fn fd(&self) -> RawFd {
+        self.ws.get_ref().as_fd().as_raw_fd()
     }
 
     /// Whether the client is still there: answers the pings that came in while the
@@ -106,10 +106,7 @@ impl Connection {
 
     /// Whether the socket has bytes or an end to read (true when it cannot tell).
     fn socket_readable(&self) -> bool {
-        match self.ws.get_ref().tcp() {
-            Some(socket) => poll::readable(socket, Duration::ZERO).unwrap_or(true),
-            None => false,
-        }
+        poll::readable(self.ws.get_ref(), Duration::ZERO).unwrap_or(true)
     }
 
     /// Reads, without waiting, what the client sent while the connection was idle:
@@ -132,9 +129,6 @@ impl Connection {
     /// answering anyway.
     pub(super) fn probe(&mut self, ping_timeout: Duration) -> Result<(), String> {
         self.check(ping_timeout)?;
-        if self.ws.get_ref().tcp().is_none() {
-            return Ok(());
-        }
         set_nonblocking(&self.ws, true)?;
         let pinged = self.ws.ping();
         let _ = set_nonblocking(&self.ws, false);
@@ -156,10 +150,7 @@ impl Connection {
 
 /// Switches the connection's socket to non-blocking mode or back.
 fn set_nonblocking(ws: &WsConn<Stream>, on: bool) -> Result<(), String> {
-    match ws.get_ref().tcp() {
-        Some(socket) => socket
-            .set_nonblocking(on)
-            .map_err(|e| format!("socket unusable: {e}")),
-        None => Ok(()),
-    }
+    ws.get_ref()
+        .set_nonblocking(on)
+        .map_err(|e| format!("socket unusable: {e}"))
 }

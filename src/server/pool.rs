@@ -438,3 +438,6 @@ impl Drop for Lease<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -72,7 +72,8 @@ impl Watcher {
     /// checks then look at its socket, as without a watcher.
     pub(super) fn arm(&self, conn: &mut Connection) {
         #[cfg(target_os = "linux")]
-        if let Some(fd) = conn.fd() {
+        {
+            let fd = conn.fd();
             let armed = match conn.watched {
                 true => self.epoll.rearm(fd, conn.token),
                 false => self.epoll.add(fd, conn.token),

@@ -8,7 +8,6 @@
 //! per request.
 
 use std::io;
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// Waits up to `timeout` (zero: not at all) until reading `socket` would not block: bytes,
@@ -17,13 +16,13 @@ use std::time::Duration;
 /// # Errors
 /// When the system refuses to wait on the socket.
 #[cfg(unix)]
-pub fn readable(socket: &TcpStream, timeout: Duration) -> io::Result<bool> {
+pub fn readable(socket: &impl std::os::fd::AsFd, timeout: Duration) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // Rounded up, so a wait never ends early and spins.
     let millis = timeout.as_nanos().div_ceil(1_000_000);
     let millis = i32::try_from(millis).unwrap_or(i32::MAX);
     let mut poll = libc::pollfd {
-        fd: socket.as_raw_fd(),
+        fd: socket.as_fd().as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
@@ -46,7 +45,7 @@ pub fn readable(socket: &TcpStream, timeout: Duration) -> io::Result<bool> {
 /// Elsewhere there is no waiting without reading: says yes, so the caller goes and
 /// reads under the socket's own time-out.
 #[cfg(not(unix))]
-pub fn readable(_socket: &TcpStream, _timeout: Duration) -> io::Result<bool> {
+pub fn readable<T>(_socket: &T, _timeout: Duration) -> io::Result<bool> {
     Ok(true)
 }
 
@@ -54,7 +53,7 @@ pub fn readable(_socket: &TcpStream, _timeout: Duration) -> io::Result<bool> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
     use std::time::Instant;
 
     fn pair() -> (TcpStream, TcpStream) {

@@ -143,7 +143,8 @@ impl Connection {
         }
     }
 
-    /// wsp patch: for the last, best-effort write of a TLS close_notify.
+    /// wsp patch: for the last, best-effort write of a TLS close_notify, and for
+    /// [`crate::TlsStream::set_nonblocking`].
     #[cfg(feature = "ssl-rustls")]
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
         match self {
@@ -153,6 +154,16 @@ impl Connection {
         }
     }
 }
+#[cfg(unix)]
+impl std::os::fd::AsFd for Connection {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Self::Tcp(s) => s.as_fd(),
+            Self::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
 impl From<TcpStream> for Connection {
     fn from(s: TcpStream) -> Self {
         Self::Tcp(s)

@@ -65,6 +65,18 @@ impl UpgradedStream {
         }
     }
 
+    /// Switches the socket to non-blocking mode or back (under TLS too: a read then
+    /// decrypts what the socket has, without waiting).
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            UpgradedStream::Tcp(s) => s.set_nonblocking(on),
+            #[cfg(unix)]
+            UpgradedStream::Unix(s) => s.set_nonblocking(on),
+            #[cfg(feature = "ssl-rustls")]
+            UpgradedStream::Tls(s) => s.set_nonblocking(on),
+        }
+    }
+
     /// Whether a read would return bytes held above the socket (decrypted TLS records)
     /// without touching it. Always false without TLS.
     pub fn has_buffered(&mut self) -> bool {
@@ -83,6 +95,20 @@ impl UpgradedStream {
             UpgradedStream::Unix(s) => s.shutdown(Shutdown::Both),
             #[cfg(feature = "ssl-rustls")]
             UpgradedStream::Tls(s) => s.shutdown(),
+        }
+    }
+}
+
+/// The socket's descriptor (under TLS too), to wait on it. Reading or writing it directly
+/// breaks a TLS stream.
+#[cfg(unix)]
+impl std::os::fd::AsFd for UpgradedStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            UpgradedStream::Tcp(s) => s.as_fd(),
+            UpgradedStream::Unix(s) => s.as_fd(),
+            #[cfg(feature = "ssl-rustls")]
+            UpgradedStream::Tls(s) => s.as_fd(),
         }
     }
 }

@@ -108,6 +108,11 @@ impl TlsStream {
         self.0.sock.tcp()
     }
 
+    /// Switches the socket to non-blocking mode or back.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.0.sock.set_nonblocking(on)
+    }
+
     /// Whether plaintext is already decrypted and waiting, so that a read returns it
     /// without touching the socket. Waiting on the socket alone would miss it: records
     /// read with the end of an earlier exchange are held here.
@@ -125,6 +130,13 @@ impl TlsStream {
             self.0.close_notify();
         }
         self.0.sock.shutdown(Shutdown::Both)
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for TlsStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.sock.as_fd()
     }
 }
 
