@@ -469,6 +469,26 @@ fn commented_keys_in_the_example_are_the_defaults() {
 }
 
 #[test]
+fn max_connections_is_at_least_one_and_the_flag_wins() {
+    assert_eq!(
+        load("").max_connections,
+        None,
+        "drawn from the fd limit at start"
+    );
+    assert_eq!(load("maxconnections: 500\n").max_connections, Some(500));
+    assert_eq!(
+        error("maxconnections: 0\n"),
+        "wsp_server.cfg: maxconnections: 0: must be at least 1"
+    );
+    let flags = ServerFlags {
+        max_connections: Some(7),
+        ..ServerFlags::default()
+    };
+    let config = ServerConfig::from_flags_in(&flags, &Environment::default()).unwrap();
+    assert_eq!(config.max_connections, Some(7));
+}
+
+#[test]
 fn busy_status_is_526_or_503() {
     assert_eq!(load("").busy_status, 526);
     assert_eq!(load("busystatus: 503\n").busy_status, 503);
