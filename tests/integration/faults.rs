@@ -153,7 +153,7 @@ fn a_frozen_client_is_found_out_and_comes_back_when_thawed() {
 }
 
 /// Resumes a stopped process when dropped, so a failing test leaves nothing frozen.
-struct Thaw(u32);
+pub(crate) struct Thaw(pub(crate) u32);
 
 impl Drop for Thaw {
     fn drop(&mut self) {
@@ -335,14 +335,14 @@ fn busy_status_503_comes_with_retry_after() {
 
 /// An upstream that holds one request until released: the test knows when a request is
 /// in flight without sleeping.
-struct Gate {
+pub(crate) struct Gate {
     addr: std::net::SocketAddr,
-    arrived: Receiver<()>,
-    release: Sender<()>,
+    pub(crate) arrived: Receiver<()>,
+    pub(crate) release: Sender<()>,
 }
 
 impl Gate {
-    fn start() -> Gate {
+    pub(crate) fn start() -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind gate");
         let addr = listener.local_addr().expect("gate address");
         let (arrived_tx, arrived) = bounded(1);
@@ -367,13 +367,13 @@ impl Gate {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/held", self.addr)
     }
 }
 
 /// Starts a request through `server` to the gate and waits until it is in flight.
-fn hold_request<'s>(
+pub(crate) fn hold_request<'s>(
     scope: &'s thread::Scope<'s, '_>,
     server: &'s Server,
     gate: &Gate,

@@ -8,6 +8,7 @@ mod bodies;
 mod config;
 mod errors;
 mod faults;
+mod fork;
 mod gopeer;
 mod hostile_heads;
 mod hostile_http;

@@ -21,7 +21,7 @@ use crate::support::*;
 const FAST: Duration = Duration::from_secs(5);
 
 /// Starts `wsp_server` serving HTTPS with `pki`'s certificate, and `extra` flags.
-fn tls_server(pki: &Pki, extra: &[&str]) -> Server {
+pub(crate) fn tls_server(pki: &Pki, extra: &[&str]) -> Server {
     let mut args = vec!["--cert-file", pki.cert_path(), "--key-file", pki.key_path()];
     args.extend_from_slice(extra);
     let server = Server::start(&args);
@@ -43,7 +43,7 @@ fn wss_client(server: &Server, ca: &Pki) -> Proc {
 }
 
 /// A caller trusting only `ca`'s certificate.
-fn https_caller(ca: &Pki) -> ureq::Agent {
+pub(crate) fn https_caller(ca: &Pki) -> ureq::Agent {
     let pem = std::fs::read(ca.ca_path()).expect("CA file");
     let cert = ureq::tls::Certificate::from_pem(&pem).expect("CA certificate");
     let tls = ureq::tls::TlsConfig::builder()
@@ -58,7 +58,7 @@ fn https_caller(ca: &Pki) -> ureq::Agent {
         .into()
 }
 
-fn https(server: &Server, path: &str) -> String {
+pub(crate) fn https(server: &Server, path: &str) -> String {
     format!("https://{}{path}", server.addr)
 }
 
@@ -111,7 +111,7 @@ impl TlsStack {
 }
 
 /// A rustls client stream to `addr` trusting `ca`, for raw HTTP/1.1 over TLS.
-fn raw_tls(addr: SocketAddr, ca: &Pki) -> StreamOwned<ClientConnection, TcpStream> {
+pub(crate) fn raw_tls(addr: SocketAddr, ca: &Pki) -> StreamOwned<ClientConnection, TcpStream> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca.ca_path()).expect("CA file") {
         roots.add(cert.expect("CA PEM")).expect("CA certificate");
