@@ -7,6 +7,7 @@ use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
+use std::time::Duration;
 
 use base64::Engine;
 
@@ -87,8 +88,17 @@ fn get_and_post_in_absolute_form_are_relayed_logged_and_counted() {
     let post = Conn::open(&stack.server).send("POST", &stack.url("/post"), &[], &body);
     assert_eq!(post.status, 200, "{}", post.text());
     assert!(post.body == body, "the echoed body differs");
-    let after = counter(&stack.server, "wsp_request_bytes_total");
-    assert_eq!(after - before, body.len() as u64);
+    // The server counts the exchange once its last byte is written: the caller may read
+    // that byte, and ask, a moment before.
+    let counted = poll(Duration::from_secs(5), || {
+        let after = counter(&stack.server, "wsp_request_bytes_total");
+        (after - before == body.len() as u64).then_some(())
+    });
+    assert!(
+        counted.is_some(),
+        "request bytes not counted as {}",
+        body.len()
+    );
     let line = stack
         .server
         .proc
