@@ -2,8 +2,9 @@
 # `make bench`: makes sure wrk (the load generator of the small-request rows) is installed,
 # then runs the benchmark program built by `make build` (examples/bench/). It prints the
 # report and writes it to target/bench-report.md; the logs go to target/bench-logs/.
-# BENCH_SECS (seconds per wrk run, default 10) and BENCH_LONG=1 (the 1,000,000-request
-# memory row) pass through the environment.
+# BENCH_SECS (seconds per wrk run, default 10), BENCH_LONG=1 (the 1,000,000-request
+# memory row), BENCH_ONLY (groups of rows, e.g. `register`) and BENCH_REGISTER_MAX (the
+# registration row's WebSockets) pass through the environment.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
