@@ -50,10 +50,10 @@ pub fn measure(bins: &Binaries, log_dir: &Path) -> Result<IdleResult, String> {
     let started = Instant::now();
     wait_registered(&mut tunnel)?;
     let register_time = started.elapsed();
-    let (server, client, settled) = settle(&tunnel)?;
+    let (snapshots, settled) = settle(&[tunnel.server.pid(), tunnel.client.pid()])?;
     Ok(IdleResult {
-        server,
-        client,
+        server: snapshots[0],
+        client: snapshots[1],
         settled,
         register_time,
     })
@@ -84,31 +84,30 @@ fn wait_registered(tunnel: &mut Tunnel) -> Result<(), String> {
     }
 }
 
-/// Samples both processes until RSS and threads are unchanged for [`STEADY_FOR`], or
-/// [`SETTLE_WITHIN`] has passed; returns the last samples and whether they settled.
-fn settle(tunnel: &Tunnel) -> Result<(Snapshot, Snapshot, bool), String> {
-    let sample = || -> Result<(Snapshot, Snapshot), String> {
-        Ok((
-            procfs::snapshot(tunnel.server.pid())?,
-            procfs::snapshot(tunnel.client.pid())?,
-        ))
+/// Samples the processes `pids` until the RSS and threads of all are unchanged for
+/// [`STEADY_FOR`], or [`SETTLE_WITHIN`] has passed; returns the last samples (in the
+/// order of `pids`) and whether they settled. The registration row uses it too.
+pub fn settle(pids: &[u32]) -> Result<(Vec<Snapshot>, bool), String> {
+    let sample = || -> Result<Vec<Snapshot>, String> {
+        pids.iter().map(|&pid| procfs::snapshot(pid)).collect()
     };
-    let key = |s: &Snapshot| (s.rss_kib, s.threads);
+    let key =
+        |s: &[Snapshot]| -> Vec<(u64, u64)> { s.iter().map(|s| (s.rss_kib, s.threads)).collect() };
     let deadline = Instant::now() + SETTLE_WITHIN;
     let mut last = sample()?;
     let mut steady_since = Instant::now();
     loop {
         thread::sleep(SAMPLE_EVERY);
         let now = sample()?;
-        if key(&now.0) != key(&last.0) || key(&now.1) != key(&last.1) {
+        if key(&now) != key(&last) {
             steady_since = Instant::now();
         }
         last = now;
         if steady_since.elapsed() >= STEADY_FOR {
-            return Ok((last.0, last.1, true));
+            return Ok((last, true));
         }
         if Instant::now() >= deadline {
-            return Ok((last.0, last.1, false));
+            return Ok((last, false));
         }
     }
 }

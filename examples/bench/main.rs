@@ -12,7 +12,10 @@
 //! `target/bench-logs/`, with wrk's scripts and reports.
 //!
 //! `BENCH_SECS` sets each wrk run's length (default 10); `BENCH_LONG=1` adds the
-//! 1,000,000-request memory row (a few minutes).
+//! 1,000,000-request memory row (a few minutes). `BENCH_ONLY` names the groups of rows to
+//! run (comma-separated: `small`, `bulk`, `idle`, `register`; default all), e.g.
+//! `BENCH_ONLY=register`; `BENCH_REGISTER_MAX` (2,000 to 10,000) caps the WebSockets of
+//! the registration row.
 
 #[path = "../test_api/routes.rs"]
 mod routes;
@@ -33,9 +36,13 @@ mod idle;
 mod long;
 mod machine;
 mod procfs;
+mod rawws;
+mod register;
+mod register_report;
 mod report;
 mod small;
 mod stack;
+mod units;
 mod wrk;
 
 use std::path::Path;
@@ -48,10 +55,25 @@ use stack::Upstream;
 /// Length of each wrk run when `BENCH_SECS` is not set.
 const DEFAULT_SECS: u64 = 10;
 
+/// The groups of rows `BENCH_ONLY` can name (the long row has `BENCH_LONG`).
+const GROUPS: [&str; 4] = ["small", "bulk", "idle", "register"];
+
 /// What the environment asked for.
 struct Settings {
     secs: u64,
     long: bool,
+    /// `BENCH_ONLY`'s groups (names from [`GROUPS`]); `None` runs them all.
+    only: Option<Vec<String>>,
+    /// `BENCH_REGISTER_MAX`.
+    register_max: Option<usize>,
+}
+
+impl Settings {
+    fn runs(&self, group: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|g| g == group))
+    }
 }
 
 fn main() -> ExitCode {
@@ -70,7 +92,12 @@ fn run() -> Result<(), String> {
     let target_dir = release_dir.parent().unwrap_or(&release_dir).to_path_buf();
     let log_dir = fresh_dir(&target_dir.join("bench-logs"))?;
     let bins = Binaries::beside(&release_dir)?;
-    let wrk_version = wrk::version()?;
+    // wrk runs the small-request rows (and the long row), and only those.
+    let wrk_version = if settings.runs("small") || settings.long {
+        Some(wrk::version()?)
+    } else {
+        None
+    };
     let machine = machine::describe();
     eprintln!("bench: {}", machine.line());
     let upstream = Upstream::start(&bins, &log_dir)?;
@@ -79,10 +106,26 @@ fn run() -> Result<(), String> {
         upstream.addr,
         log_dir.display()
     );
-    let small = small_rows(&bins, &log_dir, &upstream, &settings)?;
-    let bulk = bulk_rows(&bins, &log_dir, &upstream)?;
-    eprintln!("bench: {} idle pooled connections", idle::IDLE);
-    let idle = idle::measure(&bins, &log_dir)?;
+    let small = if settings.runs("small") {
+        small_rows(&bins, &log_dir, &upstream, &settings)?
+    } else {
+        Vec::new()
+    };
+    let bulk = if settings.runs("bulk") {
+        bulk_rows(&bins, &log_dir, &upstream)?
+    } else {
+        Vec::new()
+    };
+    let idle = if settings.runs("idle") {
+        eprintln!("bench: {} idle pooled connections", idle::IDLE);
+        Some(idle::measure(&bins, &log_dir)?)
+    } else {
+        None
+    };
+    // A row that today's server may not finish: its failure is reported in its row.
+    let register = settings
+        .runs("register")
+        .then(|| register::measure(&bins, &log_dir, settings.register_max));
     let long = if settings.long {
         let rate = small
             .iter()
@@ -101,6 +144,7 @@ fn run() -> Result<(), String> {
         small,
         bulk,
         idle,
+        register,
         long,
         server_bytes: file_size(&bins.server)?,
         client_bytes: file_size(&bins.client)?,
@@ -182,7 +226,45 @@ fn settings() -> Result<Settings, String> {
         Ok("1") => true,
         Ok(other) => return Err(format!("BENCH_LONG={other:?}: expected 0 or 1")),
     };
-    Ok(Settings { secs, long })
+    let only = match std::env::var("BENCH_ONLY").as_deref().map(str::trim) {
+        Err(_) | Ok("") => None,
+        Ok(text) => Some(groups(text)?),
+    };
+    let register_max = match std::env::var("BENCH_REGISTER_MAX")
+        .as_deref()
+        .map(str::trim)
+    {
+        Err(_) | Ok("") => None,
+        Ok(text) => match text.parse::<usize>() {
+            Ok(n) if (2 * register::BATCH..=register::COUNT).contains(&n) => Some(n),
+            _ => {
+                return Err(format!(
+                    "BENCH_REGISTER_MAX={text:?}: expected a number from {} to {}",
+                    2 * register::BATCH,
+                    register::COUNT
+                ))
+            }
+        },
+    };
+    Ok(Settings {
+        secs,
+        long,
+        only,
+        register_max,
+    })
+}
+
+/// `BENCH_ONLY`'s comma-separated names, each one of [`GROUPS`].
+fn groups(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .map(|name| {
+            GROUPS
+                .contains(&name)
+                .then(|| name.to_string())
+                .ok_or_else(|| format!("BENCH_ONLY={text:?}: {name:?} is not one of {GROUPS:?}"))
+        })
+        .collect()
 }
 
 /// The command line that reproduces this run.
@@ -193,6 +275,12 @@ fn command(settings: &Settings) -> String {
     }
     if settings.long {
         command.push_str(" BENCH_LONG=1");
+    }
+    if let Some(only) = &settings.only {
+        command.push_str(&format!(" BENCH_ONLY={}", only.join(",")));
+    }
+    if let Some(max) = settings.register_max {
+        command.push_str(&format!(" BENCH_REGISTER_MAX={max}"));
     }
     command
 }

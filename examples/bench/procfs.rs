@@ -1,6 +1,8 @@
 //! What the benchmark reads of a process in `/proc`: peak and current resident memory,
-//! threads, CPU time, the address it listens on; and the one thing it writes there,
+//! threads, CPU time, open files, the address it listens on; and the one thing it writes there,
 //! `clear_refs`, to start a process's peak memory afresh at the beginning of a row.
+//! Where `/proc`'s 10 ms ticks are too coarse, [`precise_cpu_secs`] reads the same CPU
+//! time from the process's CPU-time clock instead.
 //!
 //! The server runs at log level `warn`, so it never logs the address it bound to port 0:
 //! [`listening_addr`] finds it from the process's own sockets instead, which also needs no
@@ -67,6 +69,28 @@ pub fn cpu_secs(pid: u32) -> Result<f64, String> {
     }
 }
 
+/// The same sum as [`cpu_secs`] to the nanosecond, from the process's CPU-time clock
+/// (`clock_getcpuclockid(3)`; it counts the threads that have ended too); [`cpu_secs`]
+/// when the clock cannot be read. `/proc/<pid>/stat` counts in ticks of 10 ms, a sixth of
+/// a fast server's 1,000 registrations.
+pub fn precise_cpu_secs(pid: u32) -> Result<f64, String> {
+    let mut clock: libc::clockid_t = 0;
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: both calls write one value each, into variables we own.
+    let read = unsafe {
+        libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) == 0
+            && libc::clock_gettime(clock, &mut now) == 0
+    };
+    if read {
+        Ok(now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9)
+    } else {
+        cpu_secs(pid)
+    }
+}
+
 /// CPU time the whole machine spent busy (everything but idle and I/O wait) so far, in
 /// seconds summed over all cores: the first line of `/proc/stat`. Compared with what the
 /// processes measured used, it shows how much other work shared the machine.
@@ -105,6 +129,13 @@ fn ticks_per_sec() -> f64 {
 pub fn reset_peak(pid: u32) -> Result<(), String> {
     fs::write(format!("/proc/{pid}/clear_refs"), "5")
         .map_err(|e| format!("resetting the peak RSS of pid {pid}: {e}"))
+}
+
+/// How many files `pid` has open: the entries of `/proc/<pid>/fd`.
+pub fn open_files(pid: u32) -> Result<usize, String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(Iterator::count)
+        .map_err(|e| format!("reading /proc/{pid}/fd: {e}"))
 }
 
 /// The IPv4 address on which `pid` has a listening TCP socket, if it has one yet.

@@ -1,7 +1,8 @@
 //! The benchmark's result as markdown: the machine and the command, then ONE table whose
 //! rows put direct and tunnel side by side with their ratio, the server's and the client's
 //! resources during the tunnel half, the project's target and whether it was met; then the
-//! details a reader needs to trust the table (every bulk run, the latency maxima).
+//! details a reader needs to trust the table (every bulk run, the latency maxima). The
+//! registration row's cells and notes are [`crate::register_report`]'s.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -10,8 +11,11 @@ use crate::bulk::{BulkResult, Kind, BULK_LEN, RUNS};
 use crate::idle::{IdleResult, IDLE};
 use crate::long::{self, LongResult};
 use crate::machine::Machine;
+use crate::register::RegisterResult;
+use crate::register_report;
 use crate::small::{Budget, SmallResult, SMALL_PATH};
 use crate::stack::Usage;
+use crate::units::{mib, micros, signed_mib, signed_micros, thousands};
 use crate::wrk::{self, WrkResult};
 
 /// Through-the-tunnel requests/s the c=16 and c=64 rows aim for.
@@ -34,11 +38,15 @@ pub struct Results {
     pub machine: Machine,
     /// How the benchmark was run, e.g. "make bench (BENCH_SECS=10)".
     pub command: String,
-    pub wrk_version: String,
+    /// `None` when neither the small-request rows nor the long row ran.
+    pub wrk_version: Option<String>,
     pub secs: u64,
     pub small: Vec<SmallResult>,
     pub bulk: Vec<BulkResult>,
-    pub idle: IdleResult,
+    /// `None` for the groups of rows that `BENCH_ONLY` left out.
+    pub idle: Option<IdleResult>,
+    /// The error instead when the row could not be measured.
+    pub register: Option<Result<RegisterResult, String>>,
     /// `None` when `BENCH_LONG` was not set.
     pub long: Option<LongResult>,
     pub server_bytes: u64,
@@ -46,19 +54,19 @@ pub struct Results {
 }
 
 /// One line of the table.
-struct Row {
-    name: String,
-    direct: String,
-    tunnel: String,
-    ratio: String,
-    server: String,
-    client: String,
-    target: String,
-    met: Option<bool>,
+pub struct Row {
+    pub name: String,
+    pub direct: String,
+    pub tunnel: String,
+    pub ratio: String,
+    pub server: String,
+    pub client: String,
+    pub target: String,
+    pub met: Option<bool>,
 }
 
 impl Row {
-    fn new(name: String) -> Row {
+    pub fn new(name: String) -> Row {
         Row {
             name,
             direct: "—".into(),
@@ -80,17 +88,29 @@ pub fn render(results: &Results) -> String {
         rows.extend(small_rows(small));
     }
     rows.extend(results.bulk.iter().map(bulk_row));
-    rows.push(idle_row(&results.idle));
-    rows.push(long_row(results.long.as_ref()));
+    rows.extend(results.idle.as_ref().map(idle_row));
+    if let Some(register) = &results.register {
+        rows.extend(register_report::rows(register));
+    }
+    // Its "not run" line is only worth showing beside the small-request rows it extends.
+    if results.long.is_some() || !results.small.is_empty() {
+        rows.push(long_row(results.long.as_ref()));
+    }
     rows.push(size_row(results));
     table(&mut md, &rows);
     details(&mut md, results);
+    if let Some(register) = &results.register {
+        register_report::notes(&mut md, register);
+    }
     md
 }
 
 fn preamble(md: &mut String, r: &Results) {
     let _ = writeln!(md, "Machine: {}.\n", r.machine.line());
     let _ = writeln!(md, "Command: `{}`.\n", r.command);
+    let Some(wrk_version) = &r.wrk_version else {
+        return;
+    };
     let _ = writeln!(
         md,
         "Small requests: `GET {SMALL_PATH}` (12-byte body), load generator **{}** with \
@@ -101,7 +121,7 @@ fn preamble(md: &mut String, r: &Results) {
          `--pool-idle-size 10 --pool-max-size 100`; log level `warn`); their columns show \
          peak RSS (`VmHWM`, reset when the row starts) and CPU time (user + system) during \
          the tunnel half of the row. All on 127.0.0.1, all sharing the machine's {} cores.\n",
-        r.wrk_version,
+        wrk_version,
         wrk::threads(64),
         r.secs,
         r.machine.cores
@@ -292,6 +312,9 @@ fn size_row(r: &Results) -> Row {
 }
 
 fn details(md: &mut String, r: &Results) {
+    if r.small.is_empty() && r.bulk.is_empty() && r.long.is_none() {
+        return;
+    }
     let _ = writeln!(md, "\nDetails:\n");
     for s in &r.small {
         let _ = writeln!(
@@ -376,38 +399,4 @@ fn median(durations: &[Duration]) -> Duration {
 
 fn mib_per_sec(took: Duration) -> f64 {
     BULK_LEN as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn signed_mib(kib: i64) -> String {
-    format!("{:+.1} MiB", kib as f64 / 1024.0)
-}
-
-fn micros(us: u64) -> String {
-    if us < 1000 {
-        format!("{us} µs")
-    } else {
-        format!("{:.2} ms", us as f64 / 1000.0)
-    }
-}
-
-fn signed_micros(us: i64) -> String {
-    let sign = if us < 0 { "−" } else { "+" };
-    format!("{sign}{}", micros(us.unsigned_abs()))
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

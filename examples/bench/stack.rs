@@ -172,7 +172,7 @@ pub struct Usage {
 }
 
 /// Polls `/proc` until the server listens; fails when it exits first or after [`READY`].
-fn wait_listening(server: &mut Proc) -> Result<SocketAddr, String> {
+pub fn wait_listening(server: &mut Proc) -> Result<SocketAddr, String> {
     let deadline = Instant::now() + READY;
     loop {
         if let Some(addr) = procfs::listening_addr(server.pid()) {
