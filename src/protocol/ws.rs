@@ -34,6 +34,19 @@ use super::Error;
 /// An idle connection keeps a write buffer up to this size; a bigger one is given back.
 const KEPT_WRITE_BUFFER: usize = 1024;
 
+/// Close code for a connection that is not needed any more, e.g. an idle one beyond the
+/// pool's size (RFC 6455 §7.4.1: normal closure).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// Close code for a connection we give up: shutting down, or the peer no longer answers
+/// pings (RFC 6455: going away).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a peer that broke the protocol, e.g. with a bad greeting (RFC 6455:
+/// protocol error).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for an exchange that failed on our side and left the connection out of
+/// step (RFC 6455: internal error).
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+
 /// Which end of the connection we are: it decides who masks (RFC 6455 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -225,8 +238,8 @@ impl<S: Read + Write> WsConn<S> {
         self.flush()
     }
 
-    /// Sends a close frame with a status code and reason, best effort: the connection is
-    /// being given up anyway.
+    /// Sends a close frame with a status code (one of the `CLOSE_*` codes) and reason, best
+    /// effort: the connection is being given up anyway.
     pub fn close(&mut self, code: u16, reason: &str) {
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend(reason.bytes().take(MAX_CONTROL_PAYLOAD as usize - 2));
