@@ -22,7 +22,7 @@ use crate::rules::Side;
 
 /// How often an idle connection looks whether the client is shutting down. Idle threads
 /// sleep in a socket read; this bounds how long a shutdown waits for them.
-pub const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 type Ws = WsConn<Stream>;
 

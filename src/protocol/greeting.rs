@@ -11,7 +11,7 @@ use super::limits::{MAX_ID_LEN, MAX_POOL_SIZE};
 use super::Error;
 
 /// Longest greeting message read, in bytes: an id, `_` and a size with room to spare.
-pub const MAX_GREETING_LEN: usize = MAX_ID_LEN + 32;
+pub(crate) const MAX_GREETING_LEN: usize = MAX_ID_LEN + 32;
 
 /// A parsed greeting.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,19 +12,22 @@
 //! writes the small messages, pings, closes, and checks an idle connection. Writes are
 //! buffered until [`WsConn::flush`], so a head and an empty body leave in one system call.
 //!
-//! - `frame`: one frame at a time: headers read, checked and written, masking, and the
+//! - [`frame`]: one frame at a time: headers read, checked and written, masking, and the
 //!   control frames that may come between any two data frames (a ping is answered with a
 //!   pong, a pong is ignored, a close ends the connection with [`Error::Closed`]).
-//! - `body`: a body message streamed either way, [`BodyReader`] and
+//! - [`body`]: a body message streamed either way, [`BodyReader`] and
 //!   [`WsConn::write_body`].
-//! - `buffered`: the read buffer, which exists only while it is used.
+//! - [`buffered`]: the read buffer, which exists only while it is used.
+
+// The list above links to modules internal to the crate, which public docs leave out:
+// `cargo doc --document-private-items` shows them.
+#![allow(rustdoc::private_intra_doc_links)]
 
 use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
 
 pub use body::BodyReader;
 use buffered::Buffered;
-pub use buffered::READ_BUFFER_LEN;
-pub use frame::{MAX_CONTROL_PAYLOAD, MAX_CONTROL_RUN};
+use frame::{MAX_CONTROL_PAYLOAD, MAX_CONTROL_RUN};
 
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
@@ -300,7 +303,7 @@ fn mid_frame(e: Error) -> Error {
 }
 
 /// Whether an I/O error kind is a socket time-out (Linux reports `WouldBlock`).
-pub fn is_timeout_kind(kind: io::ErrorKind) -> bool {
+pub(crate) fn is_timeout_kind(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 

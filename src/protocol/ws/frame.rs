@@ -11,10 +11,10 @@ use tungstenite::protocol::frame::FrameHeader;
 use super::{Error, Role, WsConn};
 
 /// RFC 6455 §5.5: control frames carry at most 125 payload bytes.
-pub const MAX_CONTROL_PAYLOAD: u64 = 125;
+pub(super) const MAX_CONTROL_PAYLOAD: u64 = 125;
 /// Most control frames accepted in a row, between two data frames or in one idle check.
 /// A peer pinging every few seconds sends a handful; thousands in a row are a flood.
-pub const MAX_CONTROL_RUN: usize = 1000;
+pub(super) const MAX_CONTROL_RUN: usize = 1000;
 /// The longest frame header: 2 bytes, a 64-bit length and a mask (RFC 6455 §5.2).
 pub(super) const MAX_HEADER_LEN: usize = 14;
 /// Buffered output is written out once it grows past this, even before a flush.
