@@ -3,8 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsp::config::client::{MAX_ID_BYTES, MAX_POOL_IDLE_SIZE, MAX_TARGETS};
+use wsp::config::client::MAX_TARGETS;
 use wsp::config::{ClientConfig, ServerConfig, MAX_TIMEOUT_MS};
+use wsp::protocol::limits::{MAX_ID_LEN, MAX_POOL_SIZE};
 
 const ORIGIN: &str = "fuzz.cfg";
 
@@ -21,13 +22,13 @@ fuzz_target!(|data: &[u8]| {
     match ClientConfig::from_yaml(&text, ORIGIN) {
         Ok(c) => {
             assert!(
-                !c.id.is_empty() && c.id.len() <= MAX_ID_BYTES,
+                !c.id.is_empty() && c.id.len() <= MAX_ID_LEN,
                 "id {:?}",
                 c.id
             );
             assert!((1..=MAX_TARGETS).contains(&c.targets.len()));
             assert!(c.pool_max_size >= 1 && c.pool_idle_size <= c.pool_max_size);
-            assert!(c.pool_idle_size <= MAX_POOL_IDLE_SIZE);
+            assert!(c.pool_idle_size <= MAX_POOL_SIZE);
         }
         Err(e) => assert!(e.to_string().starts_with(ORIGIN), "{e}"),
     }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsp::protocol::greeting::{MAX_ID_LEN, MAX_POOL_SIZE};
+use wsp::protocol::limits::{MAX_ID_LEN, MAX_POOL_SIZE};
 use wsp::protocol::Greeting;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,14 +16,13 @@ use super::pool::{State, TargetPool};
 use super::stack;
 use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
+use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
 use crate::rules::Side;
 
 /// How often an idle connection looks whether the client is shutting down. Idle threads
 /// sleep in a socket read; this bounds how long a shutdown waits for them.
-pub const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// Close code sent when the client shuts down (RFC 6455: going away).
-const CLOSE_GOING_AWAY: u16 = 1001;
+const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 type Ws = WsConn<Stream>;
 
@@ -69,7 +68,7 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
         pool.set_state(State::Busy, State::Idle);
         if let Err(e) = outcome {
             log::warn!("{}: connection closed: {e}", pool.target);
-            ws.close(1011, "exchange failed");
+            ws.close(CLOSE_INTERNAL_ERROR, "exchange failed");
             break;
         }
     }

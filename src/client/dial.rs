@@ -22,11 +22,11 @@ use crate::protocol::{Greeting, Role, WsConn};
 use crate::secret::Secret;
 
 /// How long a TCP connect to a server may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server may take to answer the opening handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest handshake response head accepted, in bytes.
-pub const MAX_HANDSHAKE_RESPONSE: usize = 16 * 1024;
+const MAX_HANDSHAKE_RESPONSE: usize = 16 * 1024;
 /// Read buffer for the handshake response.
 const HANDSHAKE_BUFFER_LEN: usize = 1024;
 /// Most bytes of a refusal's body quoted in the error.

@@ -25,7 +25,7 @@ use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::{RequestHead, ResponseHead};
 
 /// How long connecting to an internal API may take.
-pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Request headers that belong to wsp, not to the internal API (a Go server passes them
 /// on).
@@ -34,7 +34,7 @@ const WSP_HEADERS: [&str; 3] = ["x-proxy-destination", "x-secret-key", "x-proxy-
 /// The status a client answers when it cannot perform a request (Go's wsp).
 pub const STATUS_CLIENT_ERROR: u16 = 527;
 /// The status when the internal API did not answer in time.
-pub const STATUS_TIMEOUT: u16 = 504;
+const STATUS_TIMEOUT: u16 = 504;
 
 /// A request that could not be performed: the status and text of the answer.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub struct Failed {
 
 /// Idle upstream connections an agent keeps, in all: one per internal API a connection
 /// calls, for that many of them.
-pub const AGENT_IDLE_CONNECTIONS: usize = 8;
+const AGENT_IDLE_CONNECTIONS: usize = 8;
 
 /// The ureq agent of one WebSocket connection, trusting for `https://` what `tls` does.
 /// Its connections are TCP, with `tls`'s shared rustls step for `https://` (no proxy is

@@ -13,13 +13,17 @@
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
 //! - [`executor`]: performs each request with ureq, an agent per connection.
 
-pub mod connection;
-pub mod dial;
-pub mod executor;
-pub mod pool;
+// The list above links to modules internal to the crate, which public docs leave out:
+// `cargo doc --document-private-items` shows them.
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod connection;
+pub(crate) mod dial;
+pub(crate) mod executor;
+pub(crate) mod pool;
 mod stack;
-pub mod stream;
-pub mod tls;
+pub(crate) mod stream;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::sync::Arc;

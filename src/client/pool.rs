@@ -28,11 +28,11 @@ use crate::config::ClientConfig;
 use crate::protocol::Greeting;
 
 /// How often the supervisor checks the pool even when nothing happened.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the supervisor returns freed heap memory to the system.
-pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 /// Stack size of connection threads: bodies go through heap buffers.
-pub const THREAD_STACK_SIZE: usize = 256 * 1024;
+const THREAD_STACK_SIZE: usize = 256 * 1024;
 
 /// Where one connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +325,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 
 /// The wait after `failures` failed dials in a row: `initial` doubled at each failure
 /// after the first, capped at `max`, scaled by `0.5 + random / 2` (`random` in [0, 1)).
-pub fn backoff(initial: Duration, max: Duration, failures: u32, random: f64) -> Duration {
+fn backoff(initial: Duration, max: Duration, failures: u32, random: f64) -> Duration {
     let doublings = failures.saturating_sub(1).min(30);
     let base = initial.saturating_mul(1 << doublings).min(max);
     base.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)

@@ -9,14 +9,9 @@ use url::Url;
 
 use super::secret_key::{choose_key, Environment, KeyOverrides};
 use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
+use crate::protocol::limits::{MAX_ID_LEN, MAX_POOL_SIZE};
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
-
-/// Longest client `id` accepted, in bytes (it travels in every greeting).
-pub const MAX_ID_BYTES: usize = 256;
-
-/// Largest `poolidlesize` accepted: idle connections kept open per target.
-pub const MAX_POOL_IDLE_SIZE: usize = 10_000;
 
 /// Most `targets` accepted: each one gets its own pool of connections.
 pub const MAX_TARGETS: usize = 64;
@@ -149,13 +144,14 @@ impl Default for ClientFlags {
 /// The client's validated, immutable configuration.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Name sent in the greeting. Default a random UUID v4; at most [`MAX_ID_BYTES`],
+    /// Name sent in the greeting. Default a random UUID v4; at most [`MAX_ID_LEN`],
     /// never empty, no control characters.
     pub id: String,
     /// Servers to register to. Default `["ws://127.0.0.1:8080/register"]`; at least one,
     /// each a `ws://` or `wss://` URL.
     pub targets: Vec<String>,
-    /// Idle connections kept per target. Default 10; at most `pool_max_size`.
+    /// Idle connections kept per target. Default 10; at most `pool_max_size` and
+    /// [`MAX_POOL_SIZE`].
     pub pool_idle_size: usize,
     /// Most connections per target. Default 100; at least 1.
     pub pool_max_size: usize,
@@ -391,8 +387,8 @@ fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("must not be empty".to_string());
     }
-    if id.len() > MAX_ID_BYTES {
-        return Err(format!("must be at most {MAX_ID_BYTES} bytes"));
+    if id.len() > MAX_ID_LEN {
+        return Err(format!("must be at most {MAX_ID_LEN} bytes"));
     }
     if id.chars().any(char::is_control) {
         return Err("must not contain control characters".to_string());
@@ -423,8 +419,8 @@ fn check_pool_sizes(idle: usize, max: usize, sources: &Sources) -> Result<(), Co
     if max == 0 {
         return Err(sources.invalid("poolmaxsize", "must be at least 1"));
     }
-    if idle > MAX_POOL_IDLE_SIZE {
-        let reason = format!("must be at most {MAX_POOL_IDLE_SIZE}");
+    if idle > MAX_POOL_SIZE {
+        let reason = format!("must be at most {MAX_POOL_SIZE}");
         return Err(sources.invalid("poolidlesize", reason));
     }
     if idle > max {

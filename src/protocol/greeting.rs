@@ -7,15 +7,11 @@
 
 use std::fmt;
 
+use super::limits::{MAX_ID_LEN, MAX_POOL_SIZE};
 use super::Error;
 
-/// Longest client id accepted, in bytes. Ids are log and map keys; a UUID is 36.
-pub const MAX_ID_LEN: usize = 256;
-/// Largest announced pool size accepted. The server keeps at most this many idle
-/// connections for one client; a bigger claim is a mistake or an attack.
-pub const MAX_POOL_SIZE: usize = 10_000;
 /// Longest greeting message read, in bytes: an id, `_` and a size with room to spare.
-pub const MAX_GREETING_LEN: usize = MAX_ID_LEN + 32;
+pub(crate) const MAX_GREETING_LEN: usize = MAX_ID_LEN + 32;
 
 /// A parsed greeting.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use super::Error;
 use crate::headers::Headers;
 
 /// Largest JSON head accepted, in bytes (the Go server's default header limit is 1 MB).
-pub const MAX_HEAD_LEN: usize = 1 << 20;
+pub(crate) const MAX_HEAD_LEN: usize = 1 << 20;
 /// Lowest status code a response head may carry: 1xx are not final responses.
 pub const MIN_STATUS: u16 = 200;
 /// Highest status code a response head may carry (Go writes three digits at most).
@@ -171,7 +171,7 @@ fn check_headers(headers: &Headers) -> Result<(), Error> {
 }
 
 /// An RFC 9110 token: one or more of ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
-pub fn is_token(s: &str) -> bool {
+fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

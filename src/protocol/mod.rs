@@ -18,11 +18,13 @@
 //!
 //! - [`greeting`]: the first message of a connection.
 //! - [`head`]: the JSON request and response heads.
+//! - [`limits`]: the greeting's limits, which the client's configuration is held to too.
 //! - [`ws`]: frame-level WebSocket I/O that streams bodies without holding them whole.
 
 pub mod error;
 pub mod greeting;
 pub mod head;
+pub mod limits;
 pub mod ws;
 
 pub use error::Error;

@@ -118,7 +118,7 @@ fn bad_values_name_key() {
         let msg = error(text);
         assert!(msg.starts_with(want), "{text:?} gave {msg:?}");
     }
-    let long_id = format!("id: {}\n", "a".repeat(MAX_ID_BYTES + 1));
+    let long_id = format!("id: {}\n", "a".repeat(MAX_ID_LEN + 1));
     assert!(error(&long_id).starts_with("wsp_client.cfg: id: must be at most"));
     let many: Vec<String> = (0..=MAX_TARGETS).map(|i| format!("ws://h{i}/")).collect();
     let many = format!("targets: [{}]\n", many.join(", "));

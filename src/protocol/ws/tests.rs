@@ -1,5 +1,6 @@
 //! In-memory tests: one side writes into a `Vec`, the other reads it back.
 
+use super::frame::apply_mask;
 use super::*;
 
 /// A stream that reads from a fixed input and records what is written.
