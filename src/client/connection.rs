@@ -13,12 +13,12 @@ use ureq::Agent;
 
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
-use super::stack;
 use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
 use crate::rules::Side;
+use crate::sys::stack;
 
 /// How often an idle connection looks whether the client is shutting down. Idle threads
 /// sleep in a socket read; this bounds how long a shutdown waits for them.

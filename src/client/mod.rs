@@ -21,7 +21,6 @@ pub(crate) mod connection;
 pub(crate) mod dial;
 pub(crate) mod executor;
 pub(crate) mod pool;
-mod stack;
 pub(crate) mod stream;
 pub(crate) mod tls;
 

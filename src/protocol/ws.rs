@@ -39,16 +39,16 @@ const KEPT_WRITE_BUFFER: usize = 1024;
 
 /// Close code for a connection that is not needed any more, e.g. an idle one beyond the
 /// pool's size (RFC 6455 §7.4.1: normal closure).
-pub const CLOSE_NORMAL: u16 = 1000;
+pub(crate) const CLOSE_NORMAL: u16 = 1000;
 /// Close code for a connection we give up: shutting down, or the peer no longer answers
 /// pings (RFC 6455: going away).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a peer that broke the protocol, e.g. with a bad greeting (RFC 6455:
 /// protocol error).
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub(crate) const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code for an exchange that failed on our side and left the connection out of
 /// step (RFC 6455: internal error).
-pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+pub(crate) const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
 /// Which end of the connection we are: it decides who masks (RFC 6455 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

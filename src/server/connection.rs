@@ -11,11 +11,6 @@ use super::metrics::ClientStats;
 use crate::protocol::{Idle, WsConn};
 use crate::sys::poll;
 
-/// Close code for a connection closed because it is not needed (RFC 6455: normal).
-pub const CLOSE_NORMAL: u16 = 1000;
-/// Close code for a connection closed because we give it up (RFC 6455: going away).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-
 /// The upgraded stream tiny_http hands over for a `/register` request: the socket itself
 /// (or the TLS stream over it), by value.
 pub type Stream = tiny_http::UpgradedStream;

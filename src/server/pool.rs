@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::connection::{Connection, CLOSE_GOING_AWAY, CLOSE_NORMAL};
+use super::connection::Connection;
 use super::watcher::Watcher;
+use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_NORMAL};
 
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use super::connection::{Connection, Stream};
 use super::reply::{request_header as header, text_response, STATUS_PROXY_ERROR};
 use super::{Error, Shared};
 use crate::protocol::greeting::MAX_GREETING_LEN;
+use crate::protocol::ws::CLOSE_PROTOCOL_ERROR;
 use crate::protocol::{Greeting, Role, WsConn};
 
 /// How long a client may take to send its greeting after the upgrade.
@@ -54,7 +55,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     let greeting = match read_greeting(&mut ws) {
         Ok(g) => g,
         Err(e) => {
-            ws.close(1002, &e.to_string());
+            ws.close(CLOSE_PROTOCOL_ERROR, &e.to_string());
             return Err(Error::Register(format!("{peer:?}: {e}")));
         }
     };

@@ -19,8 +19,10 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::connection::{Connection, CLOSE_GOING_AWAY};
+use super::connection::Connection;
 use super::pool::Hub;
+#[cfg(target_os = "linux")]
+use crate::protocol::ws::CLOSE_GOING_AWAY;
 
 /// The token of the waker: connection tokens count up from 1 and never reach it.
 #[cfg(target_os = "linux")]
