@@ -169,9 +169,13 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM: the master stops its workers (a SIGKILL would orphan them, still
-        // listening). Proc's own drop then reaps it, or kills it if it hung.
-        if let Ok(pid) = i32::try_from(self.proc.pid()) {
-            // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+        // listening). Proc's own drop then reaps it, or kills it if it hung. Only while it
+        // runs: once reaped (it exited, e.g. its port was taken), its pid may already be
+        // another process's, such as a server another test just started.
+        let running = matches!(self.proc.child.try_wait(), Ok(None));
+        if let (true, Ok(pid)) = (running, i32::try_from(self.proc.pid())) {
+            // SAFETY: kill(2) on our own child's pid, not reaped yet (so not reused),
+            // with a valid signal number.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         self.proc.wait_exit(Duration::from_secs(10));

@@ -401,8 +401,11 @@ pub fn read_reply(reader: &mut impl BufRead) -> Reply {
 pub fn wait_relay_ready(server: &Server, upstream: &TestApi) {
     let destination = format!("http://{}/hello", upstream.addr());
     poll(READY, || {
-        let reply = relay(server, "GET", &destination, &[], None);
-        (reply.status == 200).then_some(())
+        let answer = caller()
+            .get(server.request_url())
+            .header("X-PROXY-DESTINATION", &destination)
+            .call();
+        (answer.ok()?.status() == 200).then_some(())
     })
     .unwrap_or_else(|| {
         panic!(
