@@ -15,7 +15,7 @@
 //! The wire format is the Go wsp's (see [`protocol`]), so either side interoperates with
 //! the Go peer. Everything is synchronous: one OS thread per WebSocket and per HTTP
 //! request, no async runtime. Data flows one way through the modules:
-//! socket → [`protocol`] (parse) → [`server::pool`] → [`server::relay`] → socket.
+//! socket → [`protocol`] (parse) → the server's pool → its relay → socket ([`server`] lists them).
 //!
 //! - [`protocol`]: greeting, JSON heads, frame-level WebSocket I/O that streams bodies.
 //! - [`answer`]: the one form of the answers wsp makes itself, server and client alike.

@@ -25,19 +25,23 @@
 //! - [`watcher`]: one thread watching every idle WebSocket (pings answered at once).
 //! - [`tls`]: the certificate and key the server terminates TLS with, if configured.
 
-pub mod connection;
-pub mod metrics;
-pub mod pool;
-pub mod proxy;
-pub mod register;
-pub mod relay;
-pub mod reply;
-pub mod request;
-pub mod respond;
-pub mod retry;
-pub mod status;
+// The list above links to modules internal to the crate, which public docs leave out:
+// `cargo doc --document-private-items` shows them.
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod connection;
+pub(crate) mod metrics;
+pub(crate) mod pool;
+pub(crate) mod proxy;
+pub(crate) mod register;
+pub(crate) mod relay;
+pub(crate) mod reply;
+pub(crate) mod request;
+pub(crate) mod respond;
+pub(crate) mod retry;
+pub(crate) mod status;
 pub mod tls;
-pub mod watcher;
+pub(crate) mod watcher;
 
 use std::fmt;
 use std::io;
