@@ -1,5 +1,5 @@
 # Aliases for the exact commands CI runs (`test` = the tools the tests need, fmt check, the
-# no-async check, clippy, tests, in that order),
+# no-async check, clippy, tests, then the vendored tiny_http's own unit tests, in that order),
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
 # `make soak` loads the proxy for SOAK_SECS seconds while killing clients and restarting the
 # server (see BENCHMARKS.md); `make soak SOAK_SECS=60` for a short run.
@@ -41,6 +41,7 @@ test:
 	CARGO=$(CARGO) ./scripts/check-no-async.sh
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+	$(CARGO) test --manifest-path vendor/tiny_http/Cargo.toml --features ssl-rustls --target-dir target/tiny_http
 
 fmt:
 	$(CARGO) fmt

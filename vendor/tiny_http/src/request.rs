@@ -125,11 +125,11 @@ impl UpgradeParts {
     /// the accept loop drops it before handing over a request after which no other can
     /// come) or if the response could not be written out.
     fn into_upgraded(self) -> io::Result<Upgraded> {
-        let in_use = || IoError::new(ErrorKind::Other, "the connection is still in use");
+        let in_use = || IoError::other("the connection is still in use");
         let source = self
             .source
             .downcast::<ConnectionReader>()
-            .map_err(|_| IoError::new(ErrorKind::Other, "not a connection's reader"))?;
+            .map_err(|_| IoError::other("not a connection's reader"))?;
         let reader = source.into_inner()?;
         let leftover = reader.buffer().to_vec();
         let read_half = reader.into_inner();

@@ -160,3 +160,157 @@ impl ConnectionHandle {
         self.0.shutdown(Shutdown::Both)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Handler, Request, Response, Server};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// A server whose handler sends each request it gets to the test, and its address.
+    fn server(
+        max_connections: Option<usize>,
+    ) -> (Server, std::net::SocketAddr, mpsc::Receiver<Request>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let handler: Handler = Arc::new(move |rq| {
+            let _ = tx.lock().unwrap().send(rq);
+        });
+        let server =
+            Server::from_listener_with_handler(listener, None, handler, max_connections).unwrap();
+        (server, addr, rx)
+    }
+
+    fn connect(addr: std::net::SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream
+    }
+
+    /// Reads up to the end of a response head.
+    fn read_head(stream: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "head cut short");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    #[test]
+    fn an_upgrade_hands_over_the_socket_and_the_bytes_read_past_the_head() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client
+            .write_all(
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nearly",
+            )
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let Upgraded {
+            mut stream,
+            leftover,
+            slot: _,
+        } = request.upgrade("test", Response::empty(101)).unwrap();
+        assert!(read_head(&mut client).starts_with("HTTP/1.1 101"));
+        assert!(
+            matches!(stream, UpgradedStream::Tcp(_)),
+            "the socket itself"
+        );
+        // What was sent right after the head: read already, or still on the socket.
+        let mut early = leftover;
+        while early.len() < 5 {
+            let mut buf = [0u8; 5];
+            let n = stream.read(&mut buf[..5 - early.len()]).unwrap();
+            assert!(n > 0, "end of stream before the early bytes");
+            early.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(early, b"early");
+        stream.write_all(b"both ways").unwrap();
+        let mut echoed = [0u8; 9];
+        client.read_exact(&mut echoed).unwrap();
+        assert_eq!(&echoed, b"both ways");
+        // Nothing else holds the connection: dropping the stream ends it.
+        drop(stream);
+        assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_request_with_a_body_cannot_switch_protocols() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\nContent-Length: 2\r\n\r\nhi")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let refused = request.upgrade("test", Response::empty(101));
+        assert_eq!(
+            refused.err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidInput)
+        );
+        assert!(read_head(&mut client).starts_with("HTTP/1.1 500"));
+    }
+
+    #[test]
+    fn a_connection_past_the_cap_is_marked_and_an_upgraded_one_counts() {
+        let (_server, addr, requests) = server(Some(1));
+        let mut first = connect(addr);
+        first
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        assert!(!request.over_capacity());
+        let upgraded = request.upgrade("test", Response::empty(101)).unwrap();
+        let mut second = connect(addr);
+        second
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let refused = requests.recv_timeout(WAIT).unwrap();
+        assert!(
+            refused.over_capacity(),
+            "the upgraded connection holds the one slot"
+        );
+        drop(refused);
+        drop(upgraded);
+        // The slot is free once the upgraded stream is gone.
+        let mut third = connect(addr);
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let served = requests.recv_timeout(WAIT).unwrap();
+        assert!(!served.over_capacity());
+    }
+
+    #[test]
+    fn a_connection_handle_ends_the_connection_after_the_request_became_a_writer() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let handle = request.connection_handle().unwrap();
+        let mut writer = request.into_writer();
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+            .unwrap();
+        writer.flush().unwrap();
+        handle.shutdown().unwrap();
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got);
+        assert!(
+            got.ends_with(b"half"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+        drop(writer);
+    }
+}

@@ -129,7 +129,7 @@ impl<R: Read + Send> SequentialReader<R> {
         self.wait_turn()?;
         match mem::replace(&mut self.inner, SequentialReaderInner::Empty) {
             SequentialReaderInner::MyTurn(reader) => Ok(reader),
-            _ => Err(IoError::new(ErrorKind::Other, "the stream was already taken")),
+            _ => Err(IoError::other("the stream was already taken")),
         }
     }
 }
