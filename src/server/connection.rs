@@ -28,9 +28,11 @@ pub struct Connection {
     pub stats: Arc<ClientStats>,
     /// Names the connection to the idle watcher; unique in the server's life.
     pub(super) token: u64,
-    /// Whether the idle watcher has it registered: then bytes arriving on its socket
-    /// while idle are read at once, and a check need not look at the socket.
-    pub(super) watched: bool,
+    /// Whether its socket is in the idle watcher's epoll set (armed or spent).
+    pub(super) registered: bool,
+    /// Whether the idle watcher was armed for it since it went idle: then bytes arriving
+    /// on its socket are read at once, and a check need not look at the socket.
+    pub(super) armed: bool,
     /// When it last went idle: beyond the pool sizes, the longest idle go first.
     pub(super) idle_since: Instant,
     /// When the client was last heard from: a frame read while idle, or registration.
@@ -51,7 +53,8 @@ impl Connection {
             client_id,
             stats,
             token: 0,
-            watched: false,
+            registered: false,
+            armed: false,
             idle_since: Instant::now(),
             last_heard: Instant::now(),
         }
@@ -69,10 +72,10 @@ impl Connection {
     /// Bytes already read (by the WebSocket's buffer, or by rustls, which may hold records
     /// decrypted with the end of the last exchange) are always looked at: nothing on the
     /// socket would announce them. The socket itself is looked at only when the idle
-    /// watcher does not watch it (it reads whatever arrives at once), at the cost of one
-    /// system call when quiet.
+    /// watcher was not armed for it (armed, it reads whatever arrives at once), at the
+    /// cost of one system call when quiet.
     pub(super) fn check(&mut self, ping_timeout: Duration) -> Result<(), String> {
-        if self.has_buffered() || (!self.watched && self.socket_readable()) {
+        if self.has_buffered() || (!self.armed && self.socket_readable()) {
             self.read_pending()?;
         }
         let silent = self.last_heard.elapsed();

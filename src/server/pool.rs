@@ -10,7 +10,11 @@
 //! [`Watcher::arm`]).
 //!
 //! Idle connections can also be found by token, for the [`Watcher`] to take out the one
-//! something arrived on: `idle_at` says where each sits.
+//! something arrived on: `idle_at` says where each sits. A connection released by a
+//! request is armed with the watcher only once it has stayed idle for [`ARM_AFTER`]
+//! (`to_arm` queues them): under load a connection is leased again long before, and
+//! neither its release nor its next lease costs a system call for the watcher. Until it
+//! is armed, it is checked (one `poll`) when leased, as without a watcher.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,6 +26,9 @@ use parking_lot::Mutex;
 use super::connection::Connection;
 use super::watcher::Watcher;
 use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_NORMAL};
+
+/// How long a released connection stays idle before the watcher is told of it.
+pub const ARM_AFTER: Duration = Duration::from_millis(50);
 
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +81,8 @@ pub struct Hub {
     state: Mutex<State>,
     /// An idle connection silent for longer than this is dead (`pingtimeout`).
     ping_timeout: Duration,
+    /// Watches idle connections, if the system allows.
+    watcher: Option<Arc<Watcher>>,
 }
 
 #[derive(Default)]
@@ -86,8 +95,9 @@ struct State {
     idle_at: HashMap<u64, (Arc<str>, usize)>,
     /// The last token given to a connection.
     last_token: u64,
-    /// Watches idle connections, if the system allows.
-    watcher: Option<Arc<Watcher>>,
+    /// Connections released by a request, in order: when, and which. Each is armed with
+    /// the watcher once idle for [`ARM_AFTER`], if it still is (the same `idle_since`).
+    to_arm: VecDeque<(Instant, u64)>,
 }
 
 #[derive(Default)]
@@ -103,11 +113,9 @@ impl Hub {
     /// `watcher`, if any, is told of every connection going idle.
     pub fn new(ping_timeout: Duration, watcher: Option<Arc<Watcher>>) -> Hub {
         Hub {
-            state: Mutex::new(State {
-                watcher,
-                ..State::default()
-            }),
+            state: Mutex::default(),
             ping_timeout,
+            watcher,
         }
     }
 
@@ -121,7 +129,7 @@ impl Hub {
         let pool = state.clients.entry(conn.client_id.clone()).or_default();
         pool.size = announced_size;
         pool.busy += 1;
-        state.make_idle(conn);
+        state.put_idle(conn, Arm::Now(self.watcher.as_deref()));
         fresh
     }
 
@@ -168,6 +176,9 @@ impl Hub {
                 }
             };
             let mut lease = self.lease(idle);
+            if let Some(watcher) = &self.watcher {
+                watcher.disarm(lease.conn());
+            }
             match lease.conn().check(self.ping_timeout) {
                 Ok(()) => return Ok(lease),
                 Err(why) => log::info!(
@@ -214,10 +225,32 @@ impl Hub {
         Some(conn)
     }
 
-    /// Returns a connection taken out by [`Hub::take_idle_by_token`], as idle, without
-    /// changing since when it is idle.
+    /// Returns a connection taken out by [`Hub::take_idle_by_token`], as idle (since when
+    /// it was before), armed with the watcher at once.
     pub(super) fn put_back(&self, conn: Connection) {
-        self.state.lock().put_idle(conn);
+        self.state
+            .lock()
+            .put_idle(conn, Arm::Now(self.watcher.as_deref()));
+    }
+
+    /// Arms with the watcher every connection released at least [`ARM_AFTER`] ago and
+    /// idle since; returns when the next one will be due, if any.
+    pub(super) fn arm_due(&self, watcher: &Watcher) -> Option<Instant> {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        while let Some(&(since, token)) = state.to_arm.front() {
+            let due = since + ARM_AFTER;
+            if due > now {
+                return Some(due);
+            }
+            state.to_arm.pop_front();
+            if let Some(conn) = state.idle_mut(token) {
+                if conn.idle_since == since && !conn.armed {
+                    watcher.arm(conn);
+                }
+            }
+        }
+        None
     }
 
     /// Forgets a connection taken out of the pool that will not come back.
@@ -232,6 +265,7 @@ impl Hub {
     ) -> Result<Lease<'_>, AcquireError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
         if let Ok(conn) = rx.recv_timeout(timeout) {
+            // Handed over at its release: never idle, never armed.
             return Ok(self.lease(conn));
         }
         // Leave the queue under the lock, so that nothing can be handed over after; a
@@ -294,6 +328,7 @@ impl Hub {
         let idle: Vec<Connection> = {
             let mut state = self.state.lock();
             state.idle_at.clear();
+            state.to_arm.clear();
             state
                 .clients
                 .values_mut()
@@ -306,11 +341,33 @@ impl Hub {
     }
 }
 
+/// When a connection going idle is armed with the watcher.
+enum Arm<'a> {
+    /// At once, by this watcher (if any).
+    Now(Option<&'a Watcher>),
+    /// Once idle for [`ARM_AFTER`] (see [`Hub::arm_due`]).
+    Later,
+}
+
 impl State {
-    /// Moves a busy connection to idle, or straight to a waiting request.
-    fn make_idle(&mut self, mut conn: Connection) {
+    /// Moves a connection released by a request to idle, or straight to a waiting
+    /// request. Returns whether the watcher has to be woken: its queue of connections to
+    /// arm was empty, so it may be waiting for nothing in particular.
+    fn make_idle(&mut self, mut conn: Connection, watcher: Option<&Watcher>) -> bool {
         conn.idle_since = Instant::now();
-        self.put_idle(conn);
+        let was_empty = self.to_arm.is_empty();
+        let arm = match watcher {
+            Some(_) => Arm::Later,
+            None => Arm::Now(None),
+        };
+        self.put_idle(conn, arm);
+        was_empty && !self.to_arm.is_empty()
+    }
+
+    /// The idle connection `token`.
+    fn idle_mut(&mut self, token: u64) -> Option<&mut Connection> {
+        let (client, i) = self.idle_at.get(&token)?;
+        self.clients.get_mut(client)?.idle.get_mut(*i)
     }
 
     /// Refuses a request when no client is registered, or not the one it names.
@@ -323,8 +380,8 @@ impl State {
     }
 
     /// Hands a connection to the first request waiting for one of its client, or puts it
-    /// in its client's idle vector.
-    fn put_idle(&mut self, mut conn: Connection) {
+    /// in its client's idle vector, armed as `arm` says.
+    fn put_idle(&mut self, mut conn: Connection, arm: Arm<'_>) {
         let mut i = 0;
         while i < self.waiters.len() {
             if !self.waiters[i].wants(&conn.client_id) {
@@ -341,8 +398,10 @@ impl State {
         }
         if let Some(pool) = self.clients.get_mut(&conn.client_id) {
             pool.busy = pool.busy.saturating_sub(1);
-            if let Some(watcher) = &self.watcher {
-                watcher.arm(&mut conn);
+            match arm {
+                Arm::Now(Some(watcher)) => watcher.arm(&mut conn),
+                Arm::Now(None) => {}
+                Arm::Later => self.to_arm.push_back((conn.idle_since, conn.token)),
             }
             let at = (conn.client_id.clone(), pool.idle.len());
             self.idle_at.insert(conn.token, at);
@@ -421,7 +480,13 @@ impl Lease<'_> {
             return;
         };
         match conn.read_buffered() {
-            Ok(()) => self.hub.state.lock().make_idle(conn),
+            Ok(()) => {
+                let watcher = self.hub.watcher.as_deref();
+                let wake = self.hub.state.lock().make_idle(conn, watcher);
+                if let (true, Some(watcher)) = (wake, watcher) {
+                    watcher.wake();
+                }
+            }
             Err(why) => {
                 log::info!("client {}: dropping a connection: {why}", conn.client_id);
                 self.hub.forget(&conn.client_id);

@@ -2,13 +2,16 @@
 //!
 //! An idle connection has no thread of its own, yet its client may ping it (RFC 6455
 //! §5.5.2 asks for the pong "as soon as practical"), answer our pings, or close it. The
-//! watcher's `epoll` instance has every registered connection's socket, armed for one
-//! event while the connection is idle ([`Watcher::arm`], called by the pool as the
-//! connection goes idle) and disarmed by that event. On an event the watcher takes the
+//! watcher's `epoll` instance holds the socket of every connection idle for a while,
+//! armed for one event ([`Watcher::arm`]): at registration, and once a connection a
+//! request released has stayed idle for [`super::pool::ARM_AFTER`] (the pool queues them,
+//! and the watcher arms those due each time it wakes). On an event the watcher takes the
 //! connection out of the pool (a request cannot lease it meanwhile), reads what came
-//! without waiting (a ping is answered, a pong heard), and puts it back, or drops it if
-//! its client closed it. A leased connection's traffic never wakes the watcher: its one
-//! event is spent, or pending until the connection is idle and armed again.
+//! without waiting (a ping is answered, a pong heard), and puts it back, armed again, or
+//! drops it if its client closed it. A request leasing an armed connection takes it out
+//! of the set ([`Watcher::disarm`]), so a busy connection's traffic never wakes the
+//! watcher; one leased again within `ARM_AFTER`, as under load, never enters it, and
+//! costs no system call for it.
 //!
 //! Silence past `pingtimeout` is found by the housekeeping's ping rounds
 //! ([`super::pool::Hub::ping_idle`]): the pongs they draw are what the watcher hears.
@@ -67,32 +70,48 @@ impl Watcher {
         ))
     }
 
-    /// Arms `conn`, which is going idle, for its next event: registers its socket the
-    /// first time. Called with the pool's lock held, so that the connection cannot be
-    /// leased, used and dropped meanwhile (its descriptor number reused by another).
-    /// A connection that cannot be watched (the system's watch limit) stays unwatched:
-    /// checks then look at its socket, as without a watcher.
+    /// Arms `conn`, which is idle, for its next event: adds its socket to the set first
+    /// if need be. Called with the pool's lock held, so that the connection cannot be
+    /// leased, used and dropped meanwhile (its descriptor number reused by another). A
+    /// connection that cannot be watched (the system's watch limit) stays unarmed: checks
+    /// then look at its socket, as without a watcher.
     pub(super) fn arm(&self, conn: &mut Connection) {
         #[cfg(target_os = "linux")]
         {
             let fd = conn.fd();
-            let armed = match conn.watched {
+            let armed = match conn.registered {
                 true => self.epoll.rearm(fd, conn.token),
                 false => self.epoll.add(fd, conn.token),
             };
-            match armed {
-                Ok(()) => conn.watched = true,
-                Err(e) => {
-                    conn.watched = false;
-                    log::warn!(
-                        "client {}: cannot watch an idle connection: {e}",
-                        conn.client_id
-                    );
-                }
+            conn.registered |= armed.is_ok();
+            conn.armed = armed.is_ok();
+            if let Err(e) = armed {
+                log::warn!(
+                    "client {}: cannot watch an idle connection: {e}",
+                    conn.client_id
+                );
             }
         }
         #[cfg(not(target_os = "linux"))]
         let _ = conn;
+    }
+
+    /// Takes `conn`, just leased, out of the set if it is in it, so that its traffic does
+    /// not wake the watcher. The lease owns the connection: no lock is needed.
+    pub(super) fn disarm(&self, conn: &mut Connection) {
+        #[cfg(target_os = "linux")]
+        if conn.registered {
+            let _ = self.epoll.remove(conn.fd());
+        }
+        conn.registered = false;
+        conn.armed = false;
+    }
+
+    /// Wakes the watcher: a connection was queued for arming while it had none to wait
+    /// for.
+    pub(super) fn wake(&self) {
+        #[cfg(target_os = "linux")]
+        self.waker.wake();
     }
 
     /// Watches until [`Watcher::stop`]: reads each idle connection something arrived on,
@@ -102,7 +121,14 @@ impl Watcher {
         {
             let mut tokens = Vec::with_capacity(EVENTS_PER_WAIT);
             while !self.stop.load(Ordering::SeqCst) {
-                if let Err(e) = self.epoll.wait(&mut tokens, None) {
+                let next_due = hub.arm_due(self);
+                let timeout = next_due.map(|due| {
+                    // At most one wake-up per ARM_AFTER for arming: under load, the queue
+                    // has an entry due every few microseconds.
+                    let wait = due.saturating_duration_since(std::time::Instant::now());
+                    wait.max(super::pool::ARM_AFTER / 2)
+                });
+                if let Err(e) = self.epoll.wait(&mut tokens, timeout) {
                     log::error!("idle watcher: cannot wait: {e}; idle connections are looked at when leased");
                     return;
                 }
@@ -121,8 +147,7 @@ impl Watcher {
     /// Ends [`Watcher::run`] soon.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        #[cfg(target_os = "linux")]
-        self.waker.wake();
+        self.wake();
     }
 }
 

@@ -52,6 +52,14 @@ impl Epoll {
         self.control(libc::EPOLL_CTL_MOD, fd, WATCHED, token)
     }
 
+    /// Stops watching `fd`.
+    ///
+    /// # Errors
+    /// `fd` is not watched.
+    pub fn remove(&self, fd: RawFd) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
     /// Watches `fd` for reads until it is closed, not one-shot: for a wake-up descriptor.
     ///
     /// # Errors

@@ -187,3 +187,57 @@ fn a_connection_closed_by_its_client_while_idle_is_never_lent() {
         "the closed one was dropped"
     );
 }
+
+/// A masked ping from the client's end, as RFC 6455 has clients send.
+fn send_ping(peer: &mut UnixStream, payload: &[u8]) {
+    use std::io::Write;
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x89, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    peer.write_all(&frame).expect("send ping");
+}
+
+/// The next frame the server sent, as (opcode, payload); unmasked, short.
+fn read_frame(peer: &mut UnixStream) -> (u8, Vec<u8>) {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    peer.read_exact(&mut head)
+        .expect("a frame within the time-out");
+    let mut payload = vec![0u8; usize::from(head[1] & 0x7f)];
+    peer.read_exact(&mut payload).expect("payload");
+    (head[0] & 0x0f, payload)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_watcher_answers_pings_on_connections_registered_or_released_by_a_request() {
+    let watcher = Arc::new(Watcher::new().expect("epoll"));
+    let hub = Hub::new(LONG, Some(watcher.clone()));
+    let (conn, mut peer) = connection("w");
+    hub.add(conn, 1);
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    thread::scope(|s| {
+        s.spawn(|| watcher.run(&hub));
+        // Armed at registration.
+        send_ping(&mut peer, b"one");
+        assert_eq!(read_frame(&mut peer), (0x0a, b"one".to_vec()));
+        // Leased and released: armed once idle for ARM_AFTER.
+        hub.acquire(soon(), any()).expect("lease").release();
+        send_ping(&mut peer, b"two");
+        assert_eq!(read_frame(&mut peer), (0x0a, b"two".to_vec()));
+        assert_eq!(
+            counts(&hub, "w"),
+            Some((1, 0)),
+            "still idle after the pings"
+        );
+        // Its client goes away: the connection leaves the pool without a request.
+        drop(peer);
+        let gone = (0..200).any(|_| {
+            thread::sleep(Duration::from_millis(10));
+            counts(&hub, "w").is_none() || counts(&hub, "w") == Some((0, 0))
+        });
+        watcher.stop();
+        assert!(gone, "a closed idle connection stayed pooled");
+    });
+}
