@@ -192,10 +192,7 @@ impl Server {
             let shared = shared.clone();
             Arc::new(move |request| handle(&shared, request))
         };
-        let max = shared
-            .config
-            .max_connections
-            .unwrap_or_else(default_max_connections);
+        let max = max_connections(shared.config.max_connections);
         log::debug!("at most {max} connections open at once (maxconnections)");
         let http = tiny_http::Server::from_listener_with_handler(listener, ssl, handler, Some(max))
             .map_err(|e| Error::Start(e.to_string()))?;
@@ -312,13 +309,24 @@ impl Server {
     }
 }
 
-/// The cap on open connections when `maxconnections` is not set: drawn from the open
-/// file limit, raised to its hard value first.
-fn default_max_connections() -> usize {
+/// The cap on open connections: `maxconnections`, or one drawn from the open file limit,
+/// which is raised to its hard value first either way.
+fn max_connections(configured: Option<usize>) -> usize {
     use crate::sys::fd_limit;
-    match fd_limit::raise_open_files() {
-        Ok(limit) => fd_limit::default_max_connections(limit),
-        Err(e) => {
+    let limit = fd_limit::raise_open_files();
+    match (configured, limit) {
+        (Some(max), Ok(limit)) => {
+            if u64::try_from(max).unwrap_or(u64::MAX) >= limit {
+                log::warn!(
+                    "maxconnections {max} is not below the open file limit ({limit}): \
+                     past about {limit} connections, new ones fail to be accepted"
+                );
+            }
+            max
+        }
+        (Some(max), Err(_)) => max,
+        (None, Ok(limit)) => fd_limit::default_max_connections(limit),
+        (None, Err(e)) => {
             log::warn!("cannot read the open file limit ({e}): at most 1024 connections");
             1024
         }
