@@ -158,15 +158,8 @@ impl Waker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::tests::pair;
     use std::io::Write;
-    use std::net::{TcpListener, TcpStream};
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        (client, accepted)
-    }
 
     #[test]
     fn reports_one_event_per_arming_with_its_token() {

@@ -13,3 +13,16 @@ pub mod fd_limit;
 pub mod heap;
 pub mod poll;
 pub mod stack;
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    /// Both ends of a TCP connection on loopback: (the connecting one, the accepted one).
+    pub(crate) fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (client, accepted)
+    }
+}

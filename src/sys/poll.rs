@@ -52,16 +52,9 @@ pub fn readable<T>(_socket: &T, _timeout: Duration) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::tests::pair;
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
     use std::time::Instant;
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        (client, accepted)
-    }
 
     #[test]
     fn tells_a_quiet_socket_from_one_with_bytes_or_an_end() {
