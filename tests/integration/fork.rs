@@ -3,7 +3,8 @@
 //! of connections all served (patch 1), a client reset before it was accepted (8),
 //! requests still coming on open connections after the stop (9), requests of one
 //! connection handled one after the other (10), head time-outs however a head began (11),
-//! and TLS refusing garbage with an alert and timing out heads (12).
+//! TLS refusing garbage with an alert and timing out heads (12), and an accept loop that
+//! outlives injected accept errors (15, on tiny_http itself).
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -382,4 +383,49 @@ fn a_tls_head_cut_short_is_answered_408() {
     tls.flush().expect("flush");
     let (answer, closed) = read_until_closed(&mut tls);
     assert_cut("over TLS", &answer, closed - started);
+}
+
+/// Patch 15: accept errors are injected into a running tiny_http server (its listening
+/// socket shut down, so that every `accept` fails with EINVAL), then taken away (the
+/// socket listening again): the accept loop, which upstream ended at the first error,
+/// serves again.
+#[test]
+fn the_accept_loop_survives_injected_accept_errors() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let fd = listener.as_raw_fd();
+    let same = listener
+        .try_clone()
+        .expect("a second handle on the listener");
+    let handler: tiny_http::Handler = std::sync::Arc::new(|request: tiny_http::Request| {
+        let _ = request.respond(tiny_http::Response::from_string("ok"));
+    });
+    let _server = tiny_http::Server::from_listener_with_handler(listener, None, handler, None)
+        .expect("start tiny_http");
+    let served = |addr: SocketAddr| {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(FAST)).ok()?;
+        (&stream).write_all(STATUS).ok()?;
+        read_line(&stream).ok()
+    };
+    let addr = same.local_addr().expect("address");
+    assert_eq!(served(addr).as_deref(), Some(OK), "not serving at first");
+    // SAFETY: shutdown(2) on the listening socket, which the server keeps open.
+    assert_eq!(
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) },
+        0,
+        "shutdown"
+    );
+    let down = poll(FAST, || TcpStream::connect(addr).is_err().then_some(()));
+    assert!(down.is_some(), "still accepting after the shutdown");
+    // Listening again (on a new port: the shutdown released the ephemeral one), while
+    // the accept loop backs off from its errors.
+    // SAFETY: listen(2) on the same socket.
+    assert_eq!(unsafe { libc::listen(fd, 128) }, 0, "listen again");
+    let addr = same.local_addr().expect("address");
+    let again = poll(READY, || served(addr));
+    assert_eq!(
+        again.as_deref(),
+        Some(OK),
+        "not serving once accept works again"
+    );
 }
