@@ -108,6 +108,9 @@ pub struct Shared {
     draining: AtomicBool,
     /// Connections refused for being past `maxconnections`, for the log.
     refusals: AtomicU64,
+    /// The cap on open connections in force: `maxconnections`, or drawn from the open
+    /// file limit.
+    max_connections: usize,
 }
 
 /// Counts one request as in flight for as long as it is handled.
@@ -179,7 +182,9 @@ impl Server {
                 None
             }
         };
+        let max = max_connections(config.max_connections);
         let shared = Arc::new(Shared {
+            max_connections: max,
             hub: Hub::new(config.ping_timeout, watcher.clone()),
             watcher,
             config,
@@ -192,7 +197,6 @@ impl Server {
             let shared = shared.clone();
             Arc::new(move |request| handle(&shared, request))
         };
-        let max = max_connections(shared.config.max_connections);
         log::debug!("at most {max} connections open at once (maxconnections)");
         let http = tiny_http::Server::from_listener_with_handler(listener, ssl, handler, Some(max))
             .map_err(|e| Error::Start(e.to_string()))?;
@@ -350,19 +354,13 @@ fn handle(shared: &Shared, request: tiny_http::Request) {
 /// Answers a request that came on a connection past `maxconnections`: 503, and the
 /// connection is closed.
 fn refuse_over_capacity(shared: &Shared, request: tiny_http::Request) {
-    let max = shared
-        .config
-        .max_connections
-        .map(|m| format!(" ({m})"))
-        .unwrap_or_default();
-    if shared.refusals.fetch_add(1, Ordering::Relaxed) % REFUSALS_PER_LOG == 0 {
-        log::warn!(
-            "refusing connections: too many open{max} (maxconnections); {} refused so far",
-            shared.refusals.load(Ordering::Relaxed)
-        );
+    let max = shared.max_connections;
+    let refused = shared.refusals.fetch_add(1, Ordering::Relaxed) + 1;
+    if refused % REFUSALS_PER_LOG == 1 {
+        log::warn!("refusing connections: {max} open (maxconnections); {refused} refused so far");
     }
     let text =
-        format!("wsp server: too many connections open{max}; try again later (maxconnections)");
+        format!("wsp server: too many connections open ({max}); try again later (maxconnections)");
     let response = retry_later(text_response(503, &text)).with_connection_close();
     let _ = request.respond(response);
 }
