@@ -254,8 +254,12 @@ impl Hub {
     }
 
     /// Forgets a connection taken out of the pool that will not come back.
+    /// Says so when that was the client's last connection: one line when a client goes
+    /// away, where each of its connections has a debug line.
     pub(super) fn forget(&self, client_id: &str) {
-        self.state.lock().discard(client_id);
+        if self.state.lock().discard(client_id) {
+            log::info!("client {client_id}: its last connection closed");
+        }
     }
 
     fn wait(
@@ -447,13 +451,17 @@ impl State {
     }
 
     /// Forgets a busy connection that was dropped.
-    fn discard(&mut self, client_id: &str) {
-        if let Some(pool) = self.clients.get_mut(client_id) {
-            pool.busy = pool.busy.saturating_sub(1);
-            if pool.busy == 0 && pool.idle.is_empty() {
-                self.clients.remove(client_id);
-            }
+    /// Returns whether that was its client's last connection (the client is forgotten).
+    fn discard(&mut self, client_id: &str) -> bool {
+        let Some(pool) = self.clients.get_mut(client_id) else {
+            return false;
+        };
+        pool.busy = pool.busy.saturating_sub(1);
+        let last = pool.busy == 0 && pool.idle.is_empty();
+        if last {
+            self.clients.remove(client_id);
         }
+        last
     }
 }
 

@@ -160,7 +160,7 @@ fn heard(hub: &Hub, token: u64) {
     match conn.read_pending() {
         Ok(()) => hub.put_back(conn),
         Err(why) => {
-            log::info!("client {}: idle connection ended: {why}", conn.client_id);
+            log::debug!("client {}: idle connection ended: {why}", conn.client_id);
             hub.forget(&conn.client_id);
             conn.close(CLOSE_GOING_AWAY, "closed while idle");
         }
