@@ -30,6 +30,10 @@ use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_NORMAL};
 /// How long a released connection stays idle before the watcher is told of it.
 pub const ARM_AFTER: Duration = Duration::from_millis(50);
 
+/// Most connections queued for arming; under load the queue holds those released in the
+/// last [`ARM_AFTER`] (a few thousand at most).
+const MAX_TO_ARM: usize = 1 << 16;
+
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcquireError {
@@ -405,7 +409,14 @@ impl State {
             match arm {
                 Arm::Now(Some(watcher)) => watcher.arm(&mut conn),
                 Arm::Now(None) => {}
-                Arm::Later => self.to_arm.push_back((conn.idle_since, conn.token)),
+                Arm::Later => {
+                    // Bounded, should the watcher stop: a connection whose entry is
+                    // dropped stays unarmed, and is checked when leased.
+                    if self.to_arm.len() == MAX_TO_ARM {
+                        self.to_arm.pop_front();
+                    }
+                    self.to_arm.push_back((conn.idle_since, conn.token));
+                }
             }
             let at = (conn.client_id.clone(), pool.idle.len());
             self.idle_at.insert(conn.token, at);
