@@ -209,6 +209,29 @@ fn read_frame(peer: &mut UnixStream) -> (u8, Vec<u8>) {
     (head[0] & 0x0f, payload)
 }
 
+/// Stops the watcher when dropped, so that a failing assertion ends its thread too.
+#[cfg(target_os = "linux")]
+struct StopOnDrop<'a>(&'a Watcher);
+
+#[cfg(target_os = "linux")]
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Polls `check` every 10 ms for up to 5 s.
+fn eventually(check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    check()
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn the_watcher_answers_pings_on_connections_registered_or_released_by_a_request() {
@@ -219,25 +242,25 @@ fn the_watcher_answers_pings_on_connections_registered_or_released_by_a_request(
     peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     thread::scope(|s| {
         s.spawn(|| watcher.run(&hub));
+        let _stop = StopOnDrop(&watcher);
         // Armed at registration.
         send_ping(&mut peer, b"one");
         assert_eq!(read_frame(&mut peer), (0x0a, b"one".to_vec()));
-        // Leased and released: armed once idle for ARM_AFTER.
-        hub.acquire(soon(), any()).expect("lease").release();
+        // Leased and released (the watcher may still hold it a moment after its pong):
+        // armed once idle for ARM_AFTER.
+        let later = Instant::now() + Duration::from_secs(5);
+        hub.acquire(later, any()).expect("lease").release();
         send_ping(&mut peer, b"two");
         assert_eq!(read_frame(&mut peer), (0x0a, b"two".to_vec()));
-        assert_eq!(
-            counts(&hub, "w"),
-            Some((1, 0)),
-            "still idle after the pings"
+        assert!(
+            eventually(|| counts(&hub, "w") == Some((1, 0))),
+            "not idle after the pings"
         );
         // Its client goes away: the connection leaves the pool without a request.
         drop(peer);
-        let gone = (0..200).any(|_| {
-            thread::sleep(Duration::from_millis(10));
-            counts(&hub, "w").is_none() || counts(&hub, "w") == Some((0, 0))
-        });
-        watcher.stop();
-        assert!(gone, "a closed idle connection stayed pooled");
+        assert!(
+            eventually(|| counts(&hub, "w").is_none()),
+            "a closed idle connection stayed pooled"
+        );
     });
 }
