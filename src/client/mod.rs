@@ -12,6 +12,7 @@
 //! - [`tls`]: whom TLS trusts (`cafile`, `insecure`), for servers and internal APIs.
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
 //! - [`executor`]: performs each request with ureq, an agent per connection.
+//! - [`upstream`]: the agents' TCP connections, checked for reuse in one system call.
 
 // The list above links to modules internal to the crate, which public docs leave out:
 // `cargo doc --document-private-items` shows them.
@@ -23,6 +24,7 @@ pub(crate) mod executor;
 pub(crate) mod pool;
 pub(crate) mod stream;
 pub(crate) mod tls;
+pub(crate) mod upstream;
 
 use std::fmt;
 use std::sync::Arc;

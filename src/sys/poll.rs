@@ -8,6 +8,7 @@
 //! per request.
 
 use std::io;
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// Waits up to `timeout` (zero: not at all) until reading `socket` would not block: bytes,
@@ -40,6 +41,32 @@ pub fn readable(socket: &impl std::os::fd::AsFd, timeout: Duration) -> io::Resul
             return Err(err);
         }
     }
+}
+
+/// Whether `socket` is open with nothing waiting to be read, found without waiting and
+/// without changing the socket's mode: one `recv(MSG_PEEK | MSG_DONTWAIT)`. Bytes waiting
+/// (which nobody asked for), the end of the stream or an error all say no.
+#[cfg(unix)]
+pub fn open_and_quiet(socket: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into `byte`, which outlives the call, from a
+    // descriptor `socket` keeps open; MSG_PEEK leaves it in the socket.
+    let got = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    got < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+/// Elsewhere: the caller's next read finds out.
+#[cfg(not(unix))]
+pub fn open_and_quiet(_socket: &TcpStream) -> bool {
+    true
 }
 
 /// Elsewhere there is no waiting without reading: says yes, so the caller goes and
@@ -86,5 +113,34 @@ mod tests {
         let started = Instant::now();
         assert!(!readable(&accepted, Duration::from_millis(30)).unwrap());
         assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn open_and_quiet_says_no_to_bytes_and_to_an_end_and_consumes_nothing() {
+        let (mut client, accepted) = pair();
+        assert!(open_and_quiet(&accepted), "open, nothing sent");
+        client.write_all(b"x").unwrap();
+        assert!(
+            poll_until(|| !open_and_quiet(&accepted)),
+            "a byte nobody asked for"
+        );
+        let mut byte = [0u8; 1];
+        (&accepted).read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x", "the peek left the byte");
+        assert!(open_and_quiet(&accepted), "byte consumed");
+        drop(client);
+        assert!(poll_until(|| !open_and_quiet(&accepted)), "the end");
+    }
+
+    /// Checks `f` until it holds, for up to 5 s (the peer's bytes cross loopback).
+    fn poll_until(f: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
     }
 }
