@@ -375,13 +375,8 @@ fn route(shared: &Shared, request: tiny_http::Request) {
         }
         return;
     }
-    let path = request
-        .url()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    match path.as_str() {
+    // Matched on the borrowed path: the request moves into its handler below.
+    match request.url().split('?').next().unwrap_or_default() {
         "/register" => {
             if let Err(e) = register::handle_register(shared, request) {
                 log::warn!("{e}");

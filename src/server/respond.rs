@@ -162,22 +162,31 @@ impl Read for Exact<'_> {
 }
 
 fn head_text(head: &ResponseHead<'_>, chunked: bool, close_delimited: bool) -> String {
+    use std::fmt::Write as _;
     let reason = crate::answer::reason(head.status);
     let version = if head.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
-    let mut text = format!("{version} {} {reason}\r\n", head.status);
+    // One allocation, sized for the common head; every line is written into it in place.
+    let lines: usize = head
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
+    let mut text = String::with_capacity(lines + 128);
+    // Writing into a String cannot fail.
+    let _ = write!(text, "{version} {} {reason}\r\n", head.status);
     for (name, value) in head.headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(text, "{name}: {value}\r\n");
     }
     if !head
         .headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("Date"))
     {
-        let date = httpdate::fmt_http_date(SystemTime::now());
-        text.push_str(&format!("Date: {date}\r\n"));
+        let date = httpdate::HttpDate::from(SystemTime::now());
+        let _ = write!(text, "Date: {date}\r\n");
     }
     if let Some(length) = head.length {
-        text.push_str(&format!("Content-Length: {length}\r\n"));
+        let _ = write!(text, "Content-Length: {length}\r\n");
     } else if chunked {
         text.push_str("Transfer-Encoding: chunked\r\n");
     }
