@@ -1,5 +1,3 @@
-use ascii::AsciiString;
-
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
 use std::io::{BufReader, BufWriter, ErrorKind, Read};
@@ -58,6 +56,9 @@ pub struct ClientConnection {
     // wsp patch: accepted past the cap: its one request is to be refused
     over_capacity: bool,
 
+    // wsp patch: the buffer each line of a head is read into, kept between lines
+    line: Vec<u8>,
+
     // wsp patch: the read time-out last set on `socket`, so that setting the same one
     // again costs no system call (the keep-alive and body time-outs are equal)
     read_timeout: Option<Duration>,
@@ -107,6 +108,7 @@ impl ClientConnection {
             over_capacity: slot.is_err(),
             slot: slot.ok().flatten(),
             accepted_at: Some(Instant::now()),
+            line: Vec::with_capacity(256),
             read_timeout: None,
         }
     }
@@ -141,14 +143,34 @@ impl ClientConnection {
     ///  at the first byte of the new line.
     ///
     /// wsp patch: at most `max_len` bytes (`what` names the line in the error), and
-    /// every line ends with CRLF: a bare CR or LF is refused, not kept in the line.
+    /// every line ends with CRLF: a bare CR or LF is refused, not kept in the line. The
+    /// line is read into a buffer the connection keeps (upstream allocated and grew a
+    /// new one for every line of every head).
     fn read_next_line(
         &mut self,
         head: &mut Head,
         max_len: usize,
         what: &str,
-    ) -> Result<AsciiString, ReadError> {
-        let mut buf = Vec::new();
+    ) -> Result<&str, ReadError> {
+        let mut buf = std::mem::take(&mut self.line);
+        buf.clear();
+        let read = self.read_line_into(&mut buf, head, max_len, what);
+        self.line = buf;
+        read?;
+        std::str::from_utf8(&self.line)
+            .ok()
+            .filter(|line| line.is_ascii())
+            .ok_or_else(|| ReadError::Rejected(400, format!("{} is not ASCII", what)))
+    }
+
+    /// The bytes of the next line, CRLF left out, into `buf`.
+    fn read_line_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        head: &mut Head,
+        max_len: usize,
+        what: &str,
+    ) -> Result<(), ReadError> {
         let mut prev_byte_was_cr = false;
 
         loop {
@@ -159,8 +181,7 @@ impl ClientConnection {
                     let why = format!("bare CR in {}: lines must end with CRLF", what);
                     return Err(ReadError::Rejected(400, why));
                 }
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| ReadError::Rejected(400, format!("{} is not ASCII", what)));
+                return Ok(());
             }
 
             match byte {
@@ -228,14 +249,13 @@ impl ClientConnection {
             let (method, path, version) = {
                 let line = self.read_next_line(&mut head, MAX_REQUEST_LINE_LEN, "request line")?;
 
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
+                parse_request_line(line.trim())?
             };
 
             // getting all headers
             let headers = {
-                let mut headers = Vec::new();
+                // wsp patch: room for a usual head's fields without growing
+                let mut headers = Vec::with_capacity(16);
                 loop {
                     let line =
                         self.read_next_line(&mut head, MAX_HEADER_LINE_LEN, "header line")?;
@@ -247,8 +267,7 @@ impl ClientConnection {
                         let why = format!("more than {} header fields", MAX_HEADER_COUNT);
                         return Err(ReadError::Rejected(431, why));
                     }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
+                    headers.push(match FromStr::from_str(line.trim()) {
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
