@@ -31,28 +31,34 @@ pub fn canonical_key(name: &str) -> String {
     if !valid {
         return name.to_string();
     }
+    // Valid names are ASCII: one allocation of the right size, byte by byte.
+    let mut canonical = String::with_capacity(name.len());
     let mut upper = true;
-    name.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
+    for c in name.chars() {
+        canonical.push(match upper {
+            true => c.to_ascii_uppercase(),
+            false => c.to_ascii_lowercase(),
+        });
+        upper = c == '-';
+    }
+    canonical
 }
 
 /// True for headers that describe the connection rather than the message: the fixed
 /// RFC 9110 list, any `Proxy-*` header, and any name listed in the message's own
 /// `Connection` header (`connection_tokens`, lower-cased).
 pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    HOP_BY_HOP.contains(&lower.as_str())
-        || lower.starts_with("proxy-")
-        || connection_tokens.contains(&lower)
+    // Compared without case and without a lower-cased copy: this runs for every header
+    // of every request and response, on both sides.
+    let proxy = name
+        .as_bytes()
+        .get(..6)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-"));
+    proxy
+        || HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || connection_tokens
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// The lower-cased names listed in the `Connection` header values, which RFC 9110 makes
