@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::bulk::{Pattern, BUF_LEN, BULK_LEN};
+use crate::procfs;
 use crate::procs::{Proc, POLL_INTERVAL};
 use crate::small::SMALL_LEN;
 use crate::stack::READY;
@@ -72,6 +73,18 @@ impl Nginx {
         };
         nginx.wait_listening()?;
         Ok(nginx)
+    }
+
+    /// The CPU seconds nginx has used so far: the master's and its worker's.
+    pub fn cpu_secs(&self) -> Result<f64, String> {
+        let master = self.proc.pid();
+        let path = format!("/proc/{master}/task/{master}/children");
+        let children = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+        let mut total = procfs::precise_cpu_secs(master)?;
+        for pid in children.split_whitespace().filter_map(|p| p.parse().ok()) {
+            total += procfs::precise_cpu_secs(pid)?;
+        }
+        Ok(total)
     }
 
     /// `http://<nginx>/<path>`

@@ -76,6 +76,9 @@ pub struct PathResult {
     /// The tunnel's CPU seconds (server + client) during each run of `small`; empty for
     /// the direct path.
     pub small_cpu_secs: Vec<f64>,
+    /// During each run of `small`: the whole machine's busy CPU seconds (all cores), and
+    /// how many of them wrk, nginx and the tunnel used.
+    pub small_busy_secs: Vec<(f64, f64)>,
     pub download: Vec<Duration>,
     pub upload: Vec<Duration>,
     /// The tunnel's peak RSS (server, client) over all the path's runs, in KiB.
@@ -272,14 +275,17 @@ fn measure_path(bench: &Bench, route: Route) -> Result<PathResult, String> {
         route,
         small: Vec::new(),
         small_cpu_secs: Vec::new(),
+        small_busy_secs: Vec::new(),
         download: Vec::new(),
         upload: Vec::new(),
         peak_kib: None,
     };
     let url = format!("http://{}{}", small.addr, small.path);
     for connections in small::CONCURRENCY {
-        let cpu_before = pair.as_ref().map(Pair::cpu_secs).transpose()?;
-        result.small.push(wrk::run(&Load {
+        let tunnel_before = pair.as_ref().map(Pair::cpu_secs).transpose()?;
+        let nginx_before = bench.nginx.cpu_secs()?;
+        let machine_before = procfs::machine_busy_secs()?;
+        let run = wrk::run(&Load {
             url: &url,
             destination: small.destination.as_deref(),
             connections,
@@ -288,10 +294,16 @@ fn measure_path(bench: &Bench, route: Route) -> Result<PathResult, String> {
             log_base: &bench
                 .log_dir
                 .join(format!("wrk-{}-c{connections}", route.tag())),
-        })?);
-        if let (Some(pair), Some(before)) = (&pair, cpu_before) {
-            result.small_cpu_secs.push(pair.cpu_secs()? - before);
+        })?;
+        let machine = procfs::machine_busy_secs()? - machine_before;
+        let mut ours = run.cpu_secs + bench.nginx.cpu_secs()? - nginx_before;
+        if let (Some(pair), Some(before)) = (&pair, tunnel_before) {
+            let tunnel = pair.cpu_secs()? - before;
+            result.small_cpu_secs.push(tunnel);
+            ours += tunnel;
         }
+        result.small.push(run);
+        result.small_busy_secs.push((machine, ours));
     }
     let fail = |what: &'static str| {
         let name = route.name();

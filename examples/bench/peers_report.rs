@@ -221,11 +221,21 @@ fn details(md: &mut String, peers: &PeersResult) {
             .zip(&p.small)
             .map(|(c, w)| format!("c={c} {} / {}", micros(w.p99_us), micros(w.max_us)))
             .collect();
+        let busy: Vec<String> = CONCURRENCY
+            .iter()
+            .zip(p.small.iter().zip(&p.small_busy_secs))
+            .map(|(c, (w, (machine, ours)))| {
+                let wall = w.duration.as_secs_f64().max(1e-3);
+                format!("c={c} {:.2} ({:.2})", machine / wall, ours / wall)
+            })
+            .collect();
         let _ = writeln!(
             md,
-            "- {}: latency p99 / max {}; every 1 GiB run in MiB/s: down {}; up {}.",
+            "- {}: latency p99 / max {}; machine busy, cores on average (of them wrk, nginx \
+             and the tunnel) {}; every 1 GiB run in MiB/s: down {}; up {}.",
             p.route.name(),
             latency.join(", "),
+            busy.join(", "),
             speeds(&p.download),
             speeds(&p.upload)
         );

@@ -118,6 +118,16 @@ fn preamble(md: &mut String, r: &Results) {
     let Some(wrk_version) = &r.wrk_version else {
         return;
     };
+    if r.small.is_empty() && r.bulk.is_empty() {
+        let _ = writeln!(
+            md,
+            "Load generator **{wrk_version}** with `--latency`, keep-alive, `-t1` at c=1 \
+             and `-t{}` above. All on 127.0.0.1, all sharing the machine's {} cores.\n",
+            wrk::threads(64),
+            r.machine.cores
+        );
+        return;
+    }
     let _ = writeln!(
         md,
         "Small requests: `GET {SMALL_PATH}` (12-byte body), load generator **{}** with \
