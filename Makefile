@@ -3,10 +3,10 @@
 # plus targets that run the pieces by hand. Run `make demo` for all three at once.
 # `make soak` loads the proxy for SOAK_SECS seconds while killing clients and restarting the
 # server (see BENCHMARKS.md); `make soak SOAK_SECS=60` for a short run.
-# `make bench` measures the proxy against direct requests (see BENCHMARKS.md): BENCH_SECS
-# seconds per wrk run, BENCH_LONG=1 adds the 1,000,000-request memory row, BENCH_ONLY
-# picks groups of rows (e.g. `make bench BENCH_ONLY=register`), BENCH_REGISTER_MAX caps the
-# registration row's WebSockets (2000 to 10000).
+# `make bench` measures the proxy against direct requests and against rathole (see
+# BENCHMARKS.md): BENCH_SECS seconds per wrk run, BENCH_LONG=1 adds the 1,000,000-request
+# memory row, BENCH_ONLY picks groups of rows (e.g. `make bench BENCH_ONLY=register`),
+# BENCH_REGISTER_MAX caps the registration row's WebSockets (2000 to 10000).
 
 CARGO ?= cargo
 # Seconds each fuzz target runs for in `make fuzz`.
@@ -18,7 +18,7 @@ SOAK_SECS ?= 300
 # Seconds of each wrk run of `make bench`; BENCH_LONG=1 adds its long memory row.
 BENCH_SECS ?= 10
 BENCH_LONG ?= 0
-# Groups of rows of `make bench` (small,bulk,idle,register); empty runs all.
+# Groups of rows of `make bench` (small,bulk,idle,register,peers); empty runs all.
 BENCH_ONLY ?=
 # WebSockets of the registration row; empty means 10000.
 BENCH_REGISTER_MAX ?=
@@ -73,5 +73,5 @@ soak: build
 	SOAK_SECS=$(SOAK_SECS) ./target/release/examples/soak
 
 bench: build
-	BENCH_SECS=$(BENCH_SECS) BENCH_LONG=$(BENCH_LONG) BENCH_ONLY=$(BENCH_ONLY) \
+	CARGO=$(CARGO) BENCH_SECS=$(BENCH_SECS) BENCH_LONG=$(BENCH_LONG) BENCH_ONLY=$(BENCH_ONLY) \
 		BENCH_REGISTER_MAX=$(BENCH_REGISTER_MAX) ./scripts/bench.sh

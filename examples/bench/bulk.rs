@@ -24,7 +24,7 @@ pub const BULK_LEN: u64 = 1 << 30;
 /// Transfers per direction and path; the report shows the median.
 pub const RUNS: usize = 3;
 /// Bytes read or written per system call.
-const BUF_LEN: usize = 256 * 1024;
+pub const BUF_LEN: usize = 256 * 1024;
 
 /// What a bulk row moves, and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +71,7 @@ impl Pattern {
     }
 
     /// The `len` (at most [`BUF_LEN`]) pattern bytes from `position` on.
-    fn at(&self, position: u64, len: usize) -> &[u8] {
+    pub fn at(&self, position: u64, len: usize) -> &[u8] {
         let phase = (position % PATTERN_PERIOD) as usize;
         &self.table[phase..phase + len]
     }
@@ -178,8 +178,9 @@ fn transfer(
     checked.map_err(|e| format!("{} {via}: {e}", kind.tag()))
 }
 
-/// Downloads `path` and compares every byte with the pattern.
-fn download(
+/// Downloads `path` (a [`BULK_LEN`]-byte body of the pattern: the test API's `/bytes`, or
+/// nginx's file of it) and compares every byte with the pattern.
+pub fn download(
     addr: SocketAddr,
     path: &str,
     destination: Option<&str>,
@@ -224,7 +225,7 @@ fn download(
 
 /// Uploads [`BULK_LEN`] pattern bytes to `path`; returns the time until the whole answer
 /// was read, and the answer.
-fn upload(
+pub fn upload(
     addr: SocketAddr,
     path: &str,
     destination: Option<&str>,

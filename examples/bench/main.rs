@@ -11,9 +11,13 @@
 //! terminal's SIGINT on Ctrl-C (they share its process group). Children's output goes to
 //! `target/bench-logs/`, with wrk's scripts and reports.
 //!
+//! The peer rows ([`peers`]) run the same requests through rathole, the tunnel a user would
+//! compare wsp with, in front of nginx: rathole is a benchmark peer that
+//! `scripts/bench.sh` installs into `target/bench-peers/`, never a dependency of wsp.
+//!
 //! `BENCH_SECS` sets each wrk run's length (default 10); `BENCH_LONG=1` adds the
 //! 1,000,000-request memory row (a few minutes). `BENCH_ONLY` names the groups of rows to
-//! run (comma-separated: `small`, `bulk`, `idle`, `register`; default all), e.g.
+//! run (comma-separated: `small`, `bulk`, `idle`, `register`, `peers`; default all), e.g.
 //! `BENCH_ONLY=register`; `BENCH_REGISTER_MAX` (2,000 to 10,000) caps the WebSockets of
 //! the registration row.
 
@@ -35,11 +39,16 @@ mod http;
 mod idle;
 mod long;
 mod machine;
+mod nginx;
+mod peers;
+mod peers_report;
 mod procfs;
+mod rathole;
 mod rawws;
 mod register;
 mod register_report;
 mod report;
+mod sink;
 mod small;
 mod stack;
 mod units;
@@ -56,7 +65,7 @@ use stack::Upstream;
 const DEFAULT_SECS: u64 = 10;
 
 /// The groups of rows `BENCH_ONLY` can name (the long row has `BENCH_LONG`).
-const GROUPS: [&str; 4] = ["small", "bulk", "idle", "register"];
+const GROUPS: [&str; 5] = ["small", "bulk", "idle", "register", "peers"];
 
 /// What the environment asked for.
 struct Settings {
@@ -92,8 +101,8 @@ fn run() -> Result<(), String> {
     let target_dir = release_dir.parent().unwrap_or(&release_dir).to_path_buf();
     let log_dir = fresh_dir(&target_dir.join("bench-logs"))?;
     let bins = Binaries::beside(&release_dir)?;
-    // wrk runs the small-request rows (and the long row), and only those.
-    let wrk_version = if settings.runs("small") || settings.long {
+    // wrk runs the small-request rows, the peer rows and the long row, and only those.
+    let wrk_version = if settings.runs("small") || settings.runs("peers") || settings.long {
         Some(wrk::version()?)
     } else {
         None
@@ -136,6 +145,18 @@ fn run() -> Result<(), String> {
     } else {
         None
     };
+    let peers = if settings.runs("peers") {
+        let duration = Duration::from_secs(settings.secs);
+        Some(peers::measure(
+            &bins,
+            &log_dir,
+            &upstream,
+            &target_dir,
+            duration,
+        )?)
+    } else {
+        None
+    };
     let results = report::Results {
         machine,
         command: command(&settings),
@@ -146,6 +167,7 @@ fn run() -> Result<(), String> {
         idle,
         register,
         long,
+        peers,
         server_bytes: file_size(&bins.server)?,
         client_bytes: file_size(&bins.client)?,
     };

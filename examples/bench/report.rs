@@ -11,6 +11,8 @@ use crate::bulk::{BulkResult, Kind, BULK_LEN, RUNS};
 use crate::idle::{IdleResult, IDLE};
 use crate::long::{self, LongResult};
 use crate::machine::Machine;
+use crate::peers::PeersResult;
+use crate::peers_report;
 use crate::register::RegisterResult;
 use crate::register_report;
 use crate::small::{Budget, SmallResult, SMALL_PATH};
@@ -49,6 +51,8 @@ pub struct Results {
     pub register: Option<Result<RegisterResult, String>>,
     /// `None` when `BENCH_LONG` was not set.
     pub long: Option<LongResult>,
+    /// `None` for the groups of rows that `BENCH_ONLY` left out.
+    pub peers: Option<PeersResult>,
     pub server_bytes: u64,
     pub client_bytes: u64,
 }
@@ -102,6 +106,9 @@ pub fn render(results: &Results) -> String {
     if let Some(register) = &results.register {
         register_report::notes(&mut md, register);
     }
+    if let Some(peers) = &results.peers {
+        peers_report::render(&mut md, peers, results.secs);
+    }
     md
 }
 
@@ -111,6 +118,16 @@ fn preamble(md: &mut String, r: &Results) {
     let Some(wrk_version) = &r.wrk_version else {
         return;
     };
+    if r.small.is_empty() && r.bulk.is_empty() {
+        let _ = writeln!(
+            md,
+            "Load generator **{wrk_version}** with `--latency`, keep-alive, `-t1` at c=1 \
+             and `-t{}` above. All on 127.0.0.1, all sharing the machine's {} cores.\n",
+            wrk::threads(64),
+            r.machine.cores
+        );
+        return;
+    }
     let _ = writeln!(
         md,
         "Small requests: `GET {SMALL_PATH}` (12-byte body), load generator **{}** with \
@@ -189,7 +206,7 @@ fn small_rows(s: &SmallResult) -> [Row; 2] {
     [rate, latency]
 }
 
-fn rate_cell(w: &WrkResult) -> String {
+pub fn rate_cell(w: &WrkResult) -> String {
     let mut cell = format!("{} req/s", thousands(w.rate().round() as u64));
     if w.errors() > 0 {
         let _ = write!(
@@ -327,18 +344,12 @@ fn details(md: &mut String, r: &Results) {
         );
     }
     for b in &r.bulk {
-        let runs = |d: &[Duration]| {
-            d.iter()
-                .map(|t| format!("{:.0}", mib_per_sec(*t)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let _ = writeln!(
             md,
             "- {:?}: every run in MiB/s: direct {}; through the tunnel {}.",
             b.kind,
-            runs(&b.direct),
-            runs(&b.tunnel)
+            speeds(&b.direct),
+            speeds(&b.tunnel)
         );
     }
     if let Some(long) = &r.long {
@@ -391,12 +402,21 @@ fn usage_cell(peak_kib: u64, cpu_secs: f64) -> String {
     format!("peak {}, CPU {cpu_secs:.2} s", mib(peak_kib))
 }
 
-fn median(durations: &[Duration]) -> Duration {
+/// Each transfer's MiB/s, e.g. `895, 977, 943`.
+pub fn speeds(durations: &[Duration]) -> String {
+    durations
+        .iter()
+        .map(|t| format!("{:.0}", mib_per_sec(*t)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn median(durations: &[Duration]) -> Duration {
     let mut sorted = durations.to_vec();
     sorted.sort();
     sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }
 
-fn mib_per_sec(took: Duration) -> f64 {
+pub fn mib_per_sec(took: Duration) -> f64 {
     BULK_LEN as f64 / (1024.0 * 1024.0) / took.as_secs_f64().max(1e-9)
 }

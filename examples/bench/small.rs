@@ -107,7 +107,7 @@ fn budgeted(bench: &Bench, load: &Load) -> Result<(WrkResult, Budget), String> {
 
 /// wrk does not look at bodies: one request checked by hand shows that what it loads
 /// answers the expected 12 bytes.
-fn check_body(reply: Result<(u16, Vec<u8>), String>, via: &str) -> Result<(), String> {
+pub fn check_body(reply: Result<(u16, Vec<u8>), String>, via: &str) -> Result<(), String> {
     let (status, body) = reply.map_err(|e| format!("GET {SMALL_PATH} {via}: {e}"))?;
     let expected: Vec<u8> = (0..SMALL_LEN).map(routes::pattern_byte).collect();
     if status == 200 && body == expected {
