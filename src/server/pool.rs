@@ -180,9 +180,6 @@ impl Hub {
                 }
             };
             let mut lease = self.lease(idle);
-            if let Some(watcher) = &self.watcher {
-                watcher.disarm(lease.conn());
-            }
             match lease.conn().check(self.ping_timeout) {
                 Ok(()) => return Ok(lease),
                 Err(why) => log::info!(
@@ -273,7 +270,6 @@ impl Hub {
     ) -> Result<Lease<'_>, AcquireError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
         if let Ok(conn) = rx.recv_timeout(timeout) {
-            // Handed over at its release: never idle, never armed.
             return Ok(self.lease(conn));
         }
         // Leave the queue under the lock, so that nothing can be handed over after; a
@@ -288,7 +284,13 @@ impl Hub {
         }
     }
 
-    fn lease(&self, conn: Connection) -> Lease<'_> {
+    /// Lends `conn`, taken out of the watcher's set first: taken from the idle ones or
+    /// handed over by [`State::put_idle`], whether from a release, a registration or the
+    /// watcher itself (which hands over a connection it just read, still registered).
+    fn lease(&self, mut conn: Connection) -> Lease<'_> {
+        if let Some(watcher) = &self.watcher {
+            watcher.disarm(&mut conn);
+        }
         Lease {
             hub: self,
             conn: Some(conn),
