@@ -16,12 +16,11 @@ use std::io::Read;
 use std::time::Duration;
 
 use ureq::http;
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::Connector;
 use ureq::{Agent, SendBody};
 
 use super::tls::Tls;
-use super::upstream::UpstreamConnector;
+use super::upstream::{ResolveOnDial, UpstreamConnector};
 use crate::config::ClientConfig;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::{RequestHead, ResponseHead};
@@ -71,8 +70,8 @@ pub fn agent(config: &ClientConfig, tls: &Tls) -> Agent {
         .no_delay(true)
         .tls_config(tls.upstream.clone())
         .build();
-    let connector = ().chain(UpstreamConnector).chain(tls.connector.clone());
-    Agent::with_parts(config, connector, DefaultResolver::default())
+    let connector = ().chain(UpstreamConnector::default()).chain(tls.connector.clone());
+    Agent::with_parts(config, connector, ResolveOnDial)
 }
 
 /// A response from the internal API: its head for message 3 and its body for message 4.

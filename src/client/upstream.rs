@@ -7,11 +7,20 @@
 //! request. This transport does the same check with one `recv(MSG_PEEK | MSG_DONTWAIT)`
 //! ([`crate::sys::poll::open_and_quiet`]), and is otherwise what ureq's is: a socket, ureq's
 //! buffers, and the read and write time-outs set only when they change.
+//!
+//! ureq also resolves the URL's host for every request, before it looks for a pooled
+//! connection: for an internal API named by host name that was a `getaddrinfo` per
+//! request (`/etc/hosts` opened and read, eight system calls, or a DNS query). The agents'
+//! resolver ([`ResolveOnDial`]) resolves nothing; the connector resolves the host when it
+//! opens a connection, as Go's HTTP client does.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     time, Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
@@ -22,9 +31,29 @@ use crate::sys::poll::open_and_quiet;
 /// The shortest connect attempt given to one of a host's addresses.
 const MIN_CONNECT_ATTEMPT: Duration = Duration::from_millis(10);
 
+/// The agents' resolver: resolves nothing, so that a request on a pooled connection costs
+/// no look-up; [`UpstreamConnector`] resolves when it has to connect. (Only connectors read
+/// the addresses ureq passes on, and this connector is the agents' only TCP one.)
+#[derive(Debug, Default)]
+pub(crate) struct ResolveOnDial;
+
+impl Resolver for ResolveOnDial {
+    fn resolve(
+        &self,
+        _uri: &Uri,
+        _config: &Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, Error> {
+        Ok(self.empty())
+    }
+}
+
 /// Opens [`UpstreamTcp`] connections; first in the agent's chain (TLS wraps them).
 #[derive(Debug, Default)]
-pub(crate) struct UpstreamConnector;
+pub(crate) struct UpstreamConnector {
+    /// ureq's own resolver, used when a connection is opened.
+    resolver: DefaultResolver,
+}
 
 impl<In: Transport> Connector<In> for UpstreamConnector {
     type Out = Either<In, UpstreamTcp>;
@@ -38,7 +67,10 @@ impl<In: Transport> Connector<In> for UpstreamConnector {
             return Ok(Some(Either::A(chained)));
         }
         let config = details.config;
-        let stream = connect(&details.addrs, details.timeout)?;
+        let addrs = self
+            .resolver
+            .resolve(details.uri, config, details.timeout)?;
+        let stream = connect(&addrs, details.timeout)?;
         if config.no_delay() {
             stream.set_nodelay(true)?;
         }

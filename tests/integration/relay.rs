@@ -24,3 +24,17 @@ fn statuses_and_headers_pass_through() {
     assert_eq!(redirect.header("location"), Some("/hello"));
     assert_eq!(redirect.text(), "redirect");
 }
+
+/// An internal API named by host name (`localhost`, from `/etc/hosts`: no DNS) is reached,
+/// and stays reachable over the client's pooled connection: the host is resolved when a
+/// connection is opened, not for every request.
+#[test]
+fn a_destination_named_by_host_name_is_relayed_again_and_again() {
+    let stack = Stack::start(&[], &[]);
+    let port = stack.upstream.addr().port();
+    let destination = format!("http://localhost:{port}/hello");
+    for _ in 0..5 {
+        let reply = relay(&stack.server, "GET", &destination, &[], None);
+        assert_eq!((reply.status, reply.text().as_str()), (200, "hello world"));
+    }
+}
