@@ -361,15 +361,13 @@ enum Arm<'a> {
 
 impl State {
     /// Moves a connection released by a request to idle, or straight to a waiting
-    /// request. Returns whether the watcher has to be woken: its queue of connections to
-    /// arm was empty, so it may be waiting for nothing in particular.
-    fn make_idle(&mut self, mut conn: Connection, watcher: Option<&Watcher>) -> bool {
+    /// request; `watched` when the hub has a watcher, which arms it once due. Returns
+    /// whether the watcher has to be woken: its queue of connections to arm was empty,
+    /// so it may be waiting for nothing in particular.
+    fn make_idle(&mut self, mut conn: Connection, watched: bool) -> bool {
         conn.idle_since = Instant::now();
         let was_empty = self.to_arm.is_empty();
-        let arm = match watcher {
-            Some(_) => Arm::Later,
-            None => Arm::Now(None),
-        };
+        let arm = if watched { Arm::Later } else { Arm::Now(None) };
         self.put_idle(conn, arm);
         was_empty && !self.to_arm.is_empty()
     }
@@ -503,7 +501,7 @@ impl Lease<'_> {
         match conn.read_buffered() {
             Ok(()) => {
                 let watcher = self.hub.watcher.as_deref();
-                let wake = self.hub.state.lock().make_idle(conn, watcher);
+                let wake = self.hub.state.lock().make_idle(conn, watcher.is_some());
                 if let (true, Some(watcher)) = (wake, watcher) {
                     watcher.wake();
                 }

@@ -14,7 +14,7 @@ use crate::limits::{
     BODY_READ_TIMEOUT, HEADER_TIMEOUT, MAX_HEADER_COUNT, MAX_HEADER_LINE_LEN, MAX_HEAD_LEN,
     MAX_REQUEST_LINE_LEN, WRITE_TIMEOUT,
 };
-use crate::util::{RefinedTcpStream, Slot};
+use crate::util::{Admission, RefinedTcpStream, Slot};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -87,7 +87,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         socket: Arc<Connection>,
-        slot: Result<Option<Arc<Slot>>, ()>,
+        admission: Admission,
     ) -> ClientConnection {
         // wsp patch: a client that reads nothing of its response is dropped in time
         socket.set_write_timeout(Some(WRITE_TIMEOUT)).ok();
@@ -105,8 +105,11 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             socket,
-            over_capacity: slot.is_err(),
-            slot: slot.ok().flatten(),
+            over_capacity: matches!(admission, Admission::OverCapacity),
+            slot: match admission {
+                Admission::Counted(slot) => Some(slot),
+                Admission::Uncounted | Admission::OverCapacity => None,
+            },
             accepted_at: Some(Instant::now()),
             line: Vec::with_capacity(256),
             read_timeout: None,

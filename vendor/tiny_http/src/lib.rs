@@ -357,12 +357,9 @@ impl Server {
                         failures.reset();
                         // wsp patch: a connection past the cap is served without a slot,
                         // for its first request to be refused
-                        let slot = match &capacity {
-                            None => Ok(None),
-                            Some(capacity) => capacity.take().map(Some).ok_or(()),
-                        };
+                        let admission = util::Capacity::admit(capacity.as_ref());
 
-                        Ok(ClientConnection::new(write_closable, read_closable, socket, slot))
+                        Ok(ClientConnection::new(write_closable, read_closable, socket, admission))
                     }
                     Err(e) => Err(e),
                 };

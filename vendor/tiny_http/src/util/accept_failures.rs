@@ -1,4 +1,4 @@
-//! wsp patch: what the accept loop does when accepting, or setting up, a connection fails.
+//! wsp patch: what the accept loop does when accepting a connection fails.
 //!
 //! Upstream ended the loop at the first error (and unwrapped a failed `try_clone`), so a
 //! burst of connections past the file descriptor limit left the server listening on

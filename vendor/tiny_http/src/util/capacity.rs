@@ -26,6 +26,17 @@ impl Capacity {
         })
     }
 
+    /// What a connection just accepted gets: a slot if one is free.
+    pub(crate) fn admit(capacity: Option<&Arc<Self>>) -> Admission {
+        match capacity {
+            None => Admission::Uncounted,
+            Some(capacity) => match capacity.take() {
+                Some(slot) => Admission::Counted(slot),
+                None => Admission::OverCapacity,
+            },
+        }
+    }
+
     /// A slot for a new connection, if one is free.
     pub(crate) fn take(self: &Arc<Self>) -> Option<Arc<Slot>> {
         let taken = self
@@ -35,6 +46,16 @@ impl Capacity {
             });
         taken.ok().map(|_| Arc::new(Slot(self.clone())))
     }
+}
+
+/// How an accepted connection stands against the cap.
+pub(crate) enum Admission {
+    /// The server has no cap.
+    Uncounted,
+    /// It holds this slot.
+    Counted(Arc<Slot>),
+    /// Every slot was taken: its first request is to be refused.
+    OverCapacity,
 }
 
 /// One connection's place among the `max`; freed when dropped.

@@ -1,6 +1,6 @@
 pub use self::accept_failures::AcceptFailures;
 pub use self::capacity::ConnectionSlot;
-pub(crate) use self::capacity::{Capacity, Slot};
+pub(crate) use self::capacity::{Admission, Capacity, Slot};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
