@@ -24,6 +24,14 @@ use crate::sys::stack;
 /// sleep in a socket read; this bounds how long a shutdown waits for them.
 const STOP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a connection stays idle before its agent, with the connection to the internal
+/// API it keeps open and that connection's buffers, is dropped. A connection in use is
+/// leased again long before (the server lends the most recently released one first);
+/// those a burst of callers opened then give their memory back in seconds, not when the
+/// server closes them (`idletimeout`, a minute). The cost: a request after a quiet spell
+/// opens a new connection to the internal API, which would often have closed the old one.
+const AGENT_IDLE_DROP: Duration = Duration::from_secs(5);
+
 type Ws = WsConn<Stream>;
 
 /// Why an idle connection stopped waiting.
@@ -46,7 +54,7 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
     let _ = ws.get_ref().tcp().set_write_timeout(timeout);
     let _ = ws.get_ref().tcp().set_read_timeout(timeout);
     loop {
-        match wait_for_request(pool, &mut ws) {
+        match wait_for_request(pool, &mut ws, &mut agent) {
             Ok(Wait::Request) => {}
             Ok(Wait::Closed) => {
                 log::debug!("{}: connection closed by the server", pool.target);
@@ -78,9 +86,15 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
 /// Waits for the next request while idle. Control frames (the server's pings) prove the
 /// server alive; after `pinginterval` of silence we ping it, and after `pingtimeout` we
 /// give the connection up. Every [`STOP_CHECK_INTERVAL`] the stop signal is looked at.
-fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
+/// After [`AGENT_IDLE_DROP`] the agent is dropped.
+fn wait_for_request(
+    pool: &TargetPool,
+    ws: &mut Ws,
+    agent: &mut Option<Agent>,
+) -> Result<Wait, String> {
     let config = &pool.config;
-    let mut last_heard = Instant::now();
+    let idle_since = Instant::now();
+    let mut last_heard = idle_since;
     let mut pinged = false;
     let mut settled = false;
     loop {
@@ -103,7 +117,10 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
         } else {
             config.ping_interval
         };
-        let wait = next.saturating_sub(silent).min(STOP_CHECK_INTERVAL);
+        let mut wait = next.saturating_sub(silent).min(STOP_CHECK_INTERVAL);
+        if agent.is_some() {
+            wait = wait.min(AGENT_IDLE_DROP.saturating_sub(idle_since.elapsed()));
+        }
         // Under TLS, the stream may hold decrypted bytes while the socket is quiet.
         let arrived = ws.has_buffered()
             || ws
@@ -111,6 +128,9 @@ fn wait_for_request(pool: &TargetPool, ws: &mut Ws) -> Result<Wait, String> {
                 .readable(wait)
                 .map_err(|e| format!("cannot wait: {e}"))?;
         if !arrived {
+            if agent.is_some() && idle_since.elapsed() >= AGENT_IDLE_DROP {
+                *agent = None;
+            }
             // Idle a while: the memory of the last exchange is better given back.
             if !settled {
                 ws.release_buffers();

@@ -48,6 +48,17 @@ pub struct Failed {
 /// calls, for that many of them.
 const AGENT_IDLE_CONNECTIONS: usize = 8;
 
+/// The buffer an upstream connection reads into: the longest response head ureq accepts
+/// (its `max_response_header_size`), and a read of a bulk body. ureq's default, 128 KiB,
+/// made each connection that had served a request hold 256 KiB with the output buffer:
+/// after a burst of 64 callers the client stayed 7 MiB above its idle size.
+const UPSTREAM_INPUT_BUFFER: usize = 64 * 1024;
+
+/// The buffer a request is written through: ureq writes the head a line at a time, so it
+/// bounds the longest line (the request line, or one header) that can reach an internal
+/// API. Twice tiny_http's limit on a line, for heads from a Go server, which allows longer.
+const UPSTREAM_OUTPUT_BUFFER: usize = 16 * 1024;
+
 /// The ureq agent of one WebSocket connection, trusting for `https://` what `tls` does.
 /// Its connections are TCP, with `tls`'s shared rustls step for `https://` (no proxy is
 /// ever configured, so ureq's proxy steps are left out).
@@ -68,6 +79,8 @@ pub fn agent(config: &ClientConfig, tls: &Tls) -> Agent {
         .timeout_per_read(timeout)
         .timeout_per_write(timeout)
         .no_delay(true)
+        .input_buffer_size(UPSTREAM_INPUT_BUFFER)
+        .output_buffer_size(UPSTREAM_OUTPUT_BUFFER)
         .tls_config(tls.upstream.clone())
         .build();
     let connector = ().chain(UpstreamConnector::default()).chain(tls.connector.clone());

@@ -29,3 +29,4 @@ mod tls;
 mod tls_roots;
 mod transparency;
 mod units;
+mod upstream;
