@@ -130,6 +130,7 @@ fn wait_for_request(
         if !arrived {
             if agent.is_some() && idle_since.elapsed() >= AGENT_IDLE_DROP {
                 *agent = None;
+                pool.freed();
             }
             // Idle a while: the memory of the last exchange is better given back.
             if !settled {

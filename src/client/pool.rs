@@ -14,6 +14,7 @@
 //! `info` line when it is first full, one `warn` when its last connection is gone, one
 //! `info` when it is full again. Single connections coming and going are `debug`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -132,6 +133,8 @@ pub struct TargetPool {
     stop: Receiver<()>,
     /// Dials failed in a row, for the back-off.
     failures: Mutex<u32>,
+    /// A connection freed memory worth returning to the system (see [`TargetPool::freed`]).
+    freed: AtomicBool,
 }
 
 impl TargetPool {
@@ -149,6 +152,7 @@ impl TargetPool {
             wake: bounded(1),
             stop,
             failures: Mutex::new(0),
+            freed: AtomicBool::new(false),
         })
     }
 
@@ -202,9 +206,9 @@ impl TargetPool {
         log::info!("connecting to {}", self.target);
         let mut next_trim = Instant::now() + TRIM_INTERVAL;
         loop {
-            if Instant::now() >= next_trim {
-                // Idle connections give their buffers back after a quiet second: return
-                // the freed memory to the system.
+            if Instant::now() >= next_trim || self.freed.swap(false, Ordering::Relaxed) {
+                // Idle connections give their buffers back after a quiet second, and their
+                // agents after a few more: return the freed memory to the system.
                 crate::sys::heap::trim();
                 next_trim = Instant::now() + TRIM_INTERVAL;
             }
@@ -217,6 +221,13 @@ impl TargetPool {
                 default(CHECK_INTERVAL) => {},
             }
         }
+    }
+
+    /// Says that a connection freed memory worth giving back now (its agent, with the
+    /// upstream connection's buffers): the supervisor trims the heap within
+    /// [`CHECK_INTERVAL`], not at its next [`TRIM_INTERVAL`].
+    pub fn freed(&self) {
+        self.freed.store(true, Ordering::Relaxed);
     }
 
     /// Waits until every connection has closed, or `deadline`. Returns how many are
