@@ -129,8 +129,9 @@ impl ClientConnection {
     }
 
     /// wsp patch: true once the last request was handed out (`Connection: close` or
-    /// `upgrade`, HTTP/1.0): the caller may drop the connection before handling it, so
-    /// that the request alone holds the socket (`Request::upgrade` needs that).
+    /// `upgrade`, HTTP/1.0, `CONNECT`): the caller may drop the connection before handling
+    /// it, so that the request alone holds the socket (`Request::upgrade` and `tunnel`
+    /// need that).
     pub fn is_done(&self) -> bool {
         self.no_more_requests
     }
@@ -440,6 +441,9 @@ impl Iterator for ClientConnection {
             match lowercase {
                 // wsp patch: a connection past the cap serves its one refusal
                 _ if self.over_capacity => self.no_more_requests = true,
+                // wsp patch: a CONNECT is the last request, tunneled or not: what follows
+                // its head is tunnel data, or the client's bytes for a tunnel refused
+                _ if *rq.method() == Method::Connect => self.no_more_requests = true,
                 Some(ref val) if val.contains("close") => self.no_more_requests = true,
                 Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
                 Some(ref val)

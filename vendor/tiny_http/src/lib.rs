@@ -464,8 +464,8 @@ impl Server {
 
 /// wsp patch: hands each request of `client` to `each`, in order. Before the last
 /// request (after which the connection carries no other) the connection is dropped, so
-/// the request alone holds its socket: `Request::upgrade` hands the socket over by value,
-/// which nothing else may hold.
+/// the request alone holds its socket: `Request::upgrade` (and `tunnel`, patch 19) hands
+/// the socket over by value, which nothing else may hold.
 fn serve(mut client: ClientConnection, mut each: impl FnMut(Request)) {
     while let Some(rq) = client.next() {
         if client.is_done() {

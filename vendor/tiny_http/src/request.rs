@@ -84,7 +84,8 @@ pub struct Request {
     // test request)
     socket: Option<Arc<Connection>>,
 
-    // wsp patch: for a request that may switch protocols, what `upgrade` takes whole
+    // wsp patch: for a request that may switch protocols or open a tunnel, what `upgrade`
+    // or `tunnel` takes whole
     upgrade: Option<UpgradeParts>,
 
     // wsp patch: the connection's place among those allowed open at once
@@ -107,13 +108,37 @@ pub(crate) struct Link {
 }
 
 /// The connection's reader and writer, kept by a request that asks to switch protocols
-/// (`Connection: upgrade`, no body), for [`Request::upgrade`] to take them apart.
+/// (`Connection: upgrade`, no body) or to open a tunnel (`CONNECT`, no body), for
+/// [`Request::upgrade`] or [`Request::tunnel`] to take them apart.
 struct UpgradeParts {
+    /// wsp patch: which of the two hand-overs the request may make: a WebSocket upgrade
+    /// answered as a tunnel (or a CONNECT as an upgrade) would be a broken exchange.
+    kind: HandOver,
     /// The request's reader, positioned after its head: a
     /// `SequentialReader<BufReader<RefinedTcpStream>>` (typed `Any` because
     /// `new_request` is generic over its reader).
     source: Box<dyn Any + Send>,
     sink: Arc<Mutex<BufWriter<RefinedTcpStream>>>,
+}
+
+/// wsp patch: how a request may hand its connection over.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum HandOver {
+    /// `Connection: upgrade`: [`Request::upgrade`].
+    Upgrade,
+    /// `CONNECT`: [`Request::tunnel`].
+    Tunnel,
+}
+
+impl HandOver {
+    /// The error for a request that cannot make this hand-over.
+    fn refused(self) -> IoError {
+        let why = match self {
+            HandOver::Upgrade => "this request cannot switch protocols",
+            HandOver::Tunnel => "this request cannot be tunneled (not a CONNECT without a body)",
+        };
+        IoError::new(ErrorKind::InvalidInput, why)
+    }
 }
 
 /// The reader `ClientConnection` gives a request.
@@ -260,13 +285,24 @@ where
     // connection's reader and writer for `upgrade`; its body reads as empty. Upstream gave
     // any request with `Connection: upgrade` the whole rest of the stream as its body,
     // whatever its framing said.
+    // wsp patch: so does a CONNECT without a body, for `tunnel`; one with a
+    // `Content-Length` at all (even one that does not parse) is an ordinary request, so
+    // that no byte the client meant as a body is ever relayed as tunnel data.
+    let hand_over = if method == Method::Connect {
+        let content_length_sent = headers.iter().any(|h| h.field.equiv("Content-Length"));
+        (transfer_encoding.is_none() && !content_length_sent).then_some(HandOver::Tunnel)
+    } else {
+        (connection_upgrade && transfer_encoding.is_none() && content_length.is_none())
+            .then_some(HandOver::Upgrade)
+    };
     let mut upgrade = None;
     let socket = link.as_ref().map(|l| l.socket.clone());
     let slot = link.as_ref().and_then(|l| l.slot.clone());
     let over_capacity = link.as_ref().is_some_and(|l| l.over_capacity);
-    let reader = if connection_upgrade && transfer_encoding.is_none() && content_length.is_none() {
+    let reader = if let Some(kind) = hand_over {
         if let Some(link) = link {
             upgrade = Some(UpgradeParts {
+                kind,
                 source: Box::new(source_data),
                 sink: link.sink,
             });
@@ -389,23 +425,63 @@ impl Request {
     /// and writer, which hid the socket; see `Upgraded`.
     ///
     /// # Errors
-    /// The request did not ask to switch protocols (`Connection: upgrade`, no body), or
-    /// is not from a connection (a test request): it is answered 500. Writing the
-    /// response failed: the connection is closed.
-    pub fn upgrade<R: Read>(mut self, protocol: &str, response: Response<R>) -> io::Result<Upgraded> {
-        let parts = self.upgrade.take().ok_or_else(|| {
-            IoError::new(ErrorKind::InvalidInput, "this request cannot switch protocols")
-        })?;
-        let mut writer = self.extract_writer_impl();
-        let written = response
-            .raw_print(
-                writer.by_ref(),
-                self.http_version.clone(),
-                &self.headers,
+    /// The request did not ask to switch protocols (`Connection: upgrade`, no body), is a
+    /// `CONNECT` (see [`Request::tunnel`]), or is not from a connection (a test request):
+    /// `InvalidInput`, and it is answered 500. Writing the response failed: the
+    /// connection is closed.
+    pub fn upgrade<R: Read>(self, protocol: &str, response: Response<R>) -> io::Result<Upgraded> {
+        // wsp patch: shares the hand-over with `tunnel`
+        self.hand_over(HandOver::Upgrade, |writer, rq| {
+            response.raw_print(
+                writer,
+                rq.http_version.clone(),
+                &rq.headers,
                 false,
                 Some(protocol),
             )
-            .and_then(|()| writer.flush());
+        })
+    }
+
+    /// wsp patch: answers a `CONNECT` with `200 Connection Established`, then hands the
+    /// connection over as [`Request::upgrade`] does: the socket (or TLS stream) by value,
+    /// the bytes the client sent after its head that were already read (it may send its
+    /// first bytes, e.g. a TLS ClientHello, without waiting for the answer), and the
+    /// connection's slot.
+    ///
+    /// The answer is the status line alone, in the request's HTTP version: no
+    /// `Content-Length` or `Transfer-Encoding`, which a 2xx answer to CONNECT must not
+    /// have (RFC 9110, 9.3.6). To refuse the tunnel, `respond` instead: the connection
+    /// is closed after that answer, as after any CONNECT.
+    ///
+    /// # Errors
+    /// The request is not a `CONNECT` without a body (no `Content-Length`, no
+    /// `Transfer-Encoding`), or is not from a connection (a test request): `InvalidInput`,
+    /// and it is answered 500. Writing the answer failed: the connection is closed.
+    pub fn tunnel(self) -> io::Result<Upgraded> {
+        let established = format!(
+            "HTTP/{} 200 Connection Established\r\n\r\n",
+            self.http_version
+        );
+        self.hand_over(HandOver::Tunnel, |writer, _| {
+            writer.write_all(established.as_bytes())
+        })
+    }
+
+    /// wsp patch: what `upgrade` and `tunnel` share: refuses a request not eligible for
+    /// `kind`, writes its answer with `answer`, flushes it, then takes the connection
+    /// apart (`UpgradeParts::into_upgraded`) with its slot.
+    fn hand_over(
+        mut self,
+        kind: HandOver,
+        answer: impl FnOnce(&mut dyn Write, &Request) -> io::Result<()>,
+    ) -> io::Result<Upgraded> {
+        let parts = self
+            .upgrade
+            .take()
+            .filter(|parts| parts.kind == kind)
+            .ok_or_else(|| kind.refused())?;
+        let mut writer = self.extract_writer_impl();
+        let written = answer(&mut writer, &self).and_then(|()| writer.flush());
         drop(writer);
         self.socket = None;
         if let Some(sender) = self.notify_when_responded.take() {

@@ -18,7 +18,8 @@ use crate::ssl::TlsStream;
 use crate::util::refined_tcp_stream::Stream;
 use crate::util::ConnectionSlot;
 
-/// A connection handed over by [`crate::Request::upgrade`].
+/// A connection handed over by [`crate::Request::upgrade`] (or, wsp patch 19,
+/// [`crate::Request::tunnel`]).
 pub struct Upgraded {
     /// The connection's stream, owned.
     pub stream: UpgradedStream,
