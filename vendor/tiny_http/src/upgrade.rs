@@ -314,4 +314,208 @@ mod tests {
         );
         drop(writer);
     }
+
+    // wsp patch 19: CONNECT, tunneled or answered.
+
+    const CONNECT: &[u8] = b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n";
+
+    /// Reads exactly `n` bytes (the stream's read time-out bounds the wait).
+    fn read_n(stream: &mut impl Read, n: usize) -> Vec<u8> {
+        let mut got = vec![0u8; n];
+        stream.read_exact(&mut got).unwrap();
+        got
+    }
+
+    /// Whether the peer has closed the connection: a read gets its end, or a reset.
+    fn closed(stream: &mut TcpStream) -> bool {
+        match stream.read(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+
+    #[test]
+    fn a_connect_is_tunneled_with_the_bytes_sent_after_its_head() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client.write_all(&[CONNECT, b"EARLY"].concat()).unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        assert_eq!(*request.method(), crate::Method::Connect);
+        assert_eq!(request.url(), "example.test:443");
+        let Upgraded {
+            mut stream,
+            leftover,
+            slot,
+        } = request.tunnel().unwrap();
+        // The answer is the status line alone: the handler's first bytes follow it at once.
+        stream.write_all(b"FIRST").unwrap();
+        let established = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+        let got = read_n(&mut client, established.len() + 5);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&[&established[..], b"FIRST"].concat())
+        );
+        // What the client sent right after its head: read already, or still on the socket.
+        stream.tcp().unwrap().set_read_timeout(Some(WAIT)).unwrap();
+        let mut early = leftover;
+        if early.len() < 5 {
+            early.extend(read_n(&mut stream, 5 - early.len()));
+        }
+        assert_eq!(early, b"EARLY");
+        // Bytes flow both ways: the handler echoes what the client sends.
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => stream.write_all(&buf[..n]).unwrap(),
+                }
+            }
+            drop(slot);
+        });
+        let sent: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+        client.write_all(&sent).unwrap();
+        assert!(
+            read_n(&mut client, sent.len()) == sent,
+            "echoed bytes differ"
+        );
+        // Nothing else holds the connection: the handler's end ends it.
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        echo.join().unwrap();
+        assert!(closed(&mut client));
+    }
+
+    #[test]
+    fn an_http_1_0_connect_is_answered_in_http_1_0() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client
+            .write_all(b"CONNECT example.test:443 HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let mut upgraded = request.tunnel().unwrap();
+        upgraded.stream.write_all(b"FIRST").unwrap();
+        let expected = b"HTTP/1.0 200 Connection Established\r\n\r\nFIRST";
+        assert_eq!(read_n(&mut client, expected.len()), expected);
+    }
+
+    #[test]
+    fn a_connect_answered_normally_closes_its_connection() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client.write_all(CONNECT).unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        request
+            .respond(Response::from_string("no").with_status_code(403))
+            .unwrap();
+        let head = read_head(&mut client);
+        assert!(head.starts_with("HTTP/1.1 403"), "{}", head);
+        assert!(head.contains("Content-Length: 2\r\n"), "{}", head);
+        assert_eq!(read_n(&mut client, 2), b"no");
+        assert!(closed(&mut client), "the connection ends after the answer");
+        // A request after it reaches no handler (the write may fail: the socket is gone).
+        let _ = client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(closed(&mut client));
+        assert!(requests.recv_timeout(Duration::from_millis(200)).is_err());
+    }
+
+    #[test]
+    fn tunnel_refuses_a_request_that_is_not_a_connect() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let refused = request.tunnel().err().unwrap();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            refused.to_string(),
+            "this request cannot be tunneled (not a CONNECT without a body)"
+        );
+        // The request is answered 500 as it is dropped, and the connection serves on.
+        assert!(read_head(&mut client).starts_with("HTTP/1.1 500"));
+        client
+            .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let next = requests.recv_timeout(WAIT).unwrap();
+        assert_eq!(next.url(), "/next");
+    }
+
+    #[test]
+    fn the_two_hand_overs_refuse_each_others_requests() {
+        let (_server, addr, requests) = server(None);
+        let mut upgrading = connect(addr);
+        upgrading
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let refused = request.tunnel().err().map(|e| e.kind());
+        assert_eq!(refused, Some(io::ErrorKind::InvalidInput));
+        assert!(read_head(&mut upgrading).starts_with("HTTP/1.1 500"));
+
+        let mut tunneling = connect(addr);
+        // A CONNECT asking for an upgrade too is still a CONNECT.
+        tunneling
+            .write_all(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n")
+            .unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        let refused = request.upgrade("test", Response::empty(101));
+        assert_eq!(
+            refused.err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidInput)
+        );
+        assert!(read_head(&mut tunneling).starts_with("HTTP/1.1 500"));
+        assert!(closed(&mut tunneling));
+    }
+
+    #[test]
+    fn a_connect_with_a_body_cannot_be_tunneled() {
+        let (_server, addr, requests) = server(None);
+        let mut client = connect(addr);
+        client
+            .write_all(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nContent-Length: 5\r\n\r\nhello")
+            .unwrap();
+        let mut request = requests.recv_timeout(WAIT).unwrap();
+        let mut body = String::new();
+        request.as_reader().read_to_string(&mut body).unwrap();
+        assert_eq!(body, "hello", "an ordinary body");
+        let refused = request.tunnel().err().map(|e| e.kind());
+        assert_eq!(refused, Some(io::ErrorKind::InvalidInput));
+        assert!(read_head(&mut client).starts_with("HTTP/1.1 500"));
+        assert!(closed(&mut client), "no request after a CONNECT");
+    }
+
+    #[test]
+    fn a_tunneled_connection_counts_against_the_cap_while_its_slot_lives() {
+        let (_server, addr, requests) = server(Some(1));
+        let mut first = connect(addr);
+        first.write_all(CONNECT).unwrap();
+        let request = requests.recv_timeout(WAIT).unwrap();
+        assert!(!request.over_capacity());
+        let Upgraded { stream, slot, .. } = request.tunnel().unwrap();
+        // The slot, not the stream, holds the place.
+        drop(stream);
+        let mut second = connect(addr);
+        second
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let refused = requests.recv_timeout(WAIT).unwrap();
+        assert!(
+            refused.over_capacity(),
+            "the tunneled connection holds the one slot"
+        );
+        drop(refused);
+        drop(slot);
+        let mut third = connect(addr);
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let served = requests.recv_timeout(WAIT).unwrap();
+        assert!(!served.over_capacity());
+    }
 }
