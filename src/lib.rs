@@ -42,3 +42,4 @@ pub mod rules;
 pub mod secret;
 pub mod server;
 pub mod sys;
+pub(crate) mod tunnel;

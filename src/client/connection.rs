@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use ureq::Agent;
 
+use super::connect;
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
 use super::stream::Stream;
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR};
-use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, WsConn};
+use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, StreamKind, WsConn};
 use crate::rules::Side;
 use crate::sys::stack;
 
@@ -74,10 +75,15 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
         let agent = agent.get_or_insert_with(|| executor::agent(&pool.config, &pool.tls));
         let outcome = exchange(pool, agent, &mut ws);
         pool.set_state(State::Busy, State::Idle);
-        if let Err(e) = outcome {
-            log::warn!("{}: connection closed: {e}", pool.target);
-            ws.close(CLOSE_INTERNAL_ERROR, "exchange failed");
-            break;
+        match outcome {
+            Ok(true) => {}
+            // An aborted stream, logged already: the socket is shut.
+            Ok(false) => break,
+            Err(e) => {
+                log::warn!("{}: connection closed: {e}", pool.target);
+                ws.close(CLOSE_INTERNAL_ERROR, "exchange failed");
+                break;
+            }
         }
     }
     pool.set_state(State::Idle, State::Gone);
@@ -155,11 +161,12 @@ fn wait_for_request(
     }
 }
 
-/// One exchange: messages 1 and 2 in, 3 and 4 out. `Err` when the connection must end.
+/// One exchange: messages 1 and 2 in, 3 and 4 out (or a stream after 3). `Ok(false)`
+/// when a stream aborted and `Err` when the exchange failed: the connection must end.
 /// Never inlined: its deep frames (ureq's) must not widen the frame the idle wait sits
 /// in, or every idle thread would keep them resident (see [`stack`]).
 #[inline(never)]
-fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> {
+fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error> {
     let text = ws.read_text(MAX_HEAD_LEN, "a request head")?;
     let head = match RequestHead::parse(&text) {
         Ok(head) => head,
@@ -173,7 +180,12 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> 
     if let Err(refusal) = rules.refusal(Side::Client, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
         skip_body(ws)?;
-        return answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string());
+        answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string())?;
+        return Ok(true);
+    }
+    if let Some(StreamKind::Connect) = head.stream {
+        skip_body(ws)?;
+        return connect::serve(pool, ws, &head);
     }
     let upstream = {
         let mut body = ws.body_reader();
@@ -183,12 +195,13 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<(), Error> 
         result
     };
     match upstream {
-        Ok(upstream) => send_response(ws, &head, upstream),
+        Ok(upstream) => send_response(ws, &head, upstream)?,
         Err(Failed { status, text }) => {
             log::info!("{text}");
-            answer_error(ws, status, &text)
+            answer_error(ws, status, &text)?;
         }
     }
+    Ok(true)
 }
 
 /// Messages 3 and 4 from the internal API's response.
@@ -213,7 +226,7 @@ fn skip_body(ws: &mut Ws) -> Result<(), Error> {
 
 /// An answer of the client's own (527, 504) saying `text`, in the form of every wsp
 /// answer ([`crate::answer`]).
-fn answer_error(ws: &mut Ws, status: u16, text: &str) -> Result<(), Error> {
+pub(super) fn answer_error(ws: &mut Ws, status: u16, text: &str) -> Result<(), Error> {
     let body = crate::answer::body(text);
     ws.write_text(&to_json(&ResponseHead::error(status, &body)))?;
     ws.write_body(&mut body.as_bytes(), Some(body.len() as u64))?;

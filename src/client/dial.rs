@@ -18,7 +18,7 @@ use url::{Host, Url};
 use super::stream::Stream;
 use super::tls::Tls;
 use super::Error;
-use crate::protocol::{Greeting, Role, WsConn};
+use crate::protocol::{Greeting, Role, WsConn, STREAMS_HEADER};
 use crate::secret::Secret;
 
 /// How long a TCP connect to a server may take.
@@ -126,7 +126,13 @@ fn connect(target: &Url) -> Result<TcpStream, String> {
     Err(last)
 }
 
+/// The `/register` request. Over `ws://` it announces streams ([`STREAMS_HEADER`]): a
+/// stream's two threads need a plain socket each, and a TLS stream cannot be split.
 fn upgrade_request(target: &Url, key: &str, secret: &Secret) -> String {
+    let streams = match target.scheme() {
+        "ws" => format!("{STREAMS_HEADER}: 1\r\n"),
+        _ => String::new(),
+    };
     let host = match (target.host_str(), target.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
@@ -138,7 +144,7 @@ fn upgrade_request(target: &Url, key: &str, secret: &Secret) -> String {
     };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-SECRET-KEY: {}\r\n\r\n",
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-SECRET-KEY: {}\r\n{streams}\r\n",
         secret.expose()
     )
 }

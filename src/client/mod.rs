@@ -11,6 +11,7 @@
 //! - [`stream`]: the stream under a WebSocket, plain or TLS.
 //! - [`tls`]: whom TLS trusts (`cafile`, `insecure`), for servers and internal APIs.
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
+//! - [`connect`]: a `CONNECT` stream: the `connect` rules, the TCP connection, the bytes.
 //! - [`executor`]: performs each request with ureq, an agent per connection.
 //! - [`upstream`]: the agents' TCP connections, checked for reuse in one system call.
 
@@ -18,6 +19,7 @@
 // `cargo doc --document-private-items` shows them.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub(crate) mod connect;
 pub(crate) mod connection;
 pub(crate) mod dial;
 pub(crate) mod executor;

@@ -53,6 +53,12 @@ pub struct RawClientConfig {
     pub blacklist: Option<Vec<RawRule>>,
     /// If not empty, a request must match one of these (else 527).
     pub whitelist: Option<Vec<RawRule>>,
+    /// Regexes over `host:port`: a `CONNECT` must match one whole (else 403).
+    pub connect: Option<Vec<String>>,
+    /// Most streams (`CONNECT`) open at once.
+    pub maxstreams: Option<usize>,
+    /// Ms of silence both ways after which a stream is cut.
+    pub streamidletimeout: Option<u64>,
 }
 
 /// wsp_client: private side of a reverse HTTP proxy over WebSocket
@@ -112,6 +118,16 @@ pub struct ClientFlags {
     /// verify no TLS certificate at all, of servers or internal APIs: for tests only
     #[argh(switch)]
     pub insecure: bool,
+    /// allow CONNECT to host:port matching this regex whole (repeatable; replaces the
+    /// file's connect list; default none: every CONNECT is refused)
+    #[argh(option)]
+    pub allow_connect: Vec<String>,
+    /// most streams (CONNECT) open at once (default 100)
+    #[argh(option)]
+    pub max_streams: Option<usize>,
+    /// ms of silence both ways after which a stream is cut (default 300000)
+    #[argh(option)]
+    pub stream_idle_timeout: Option<u64>,
     /// log level: error, warn, info, debug, trace or off (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -136,6 +152,9 @@ impl Default for ClientFlags {
             shutdown_timeout: None,
             ca_file: None,
             insecure: false,
+            allow_connect: Vec::new(),
+            max_streams: None,
+            stream_idle_timeout: None,
             log_level: "info".to_string(),
         }
     }
@@ -180,6 +199,13 @@ pub struct ClientConfig {
     pub ca_file: Option<String>,
     /// Verify no certificate. Default false; for tests, warned about at every start.
     pub insecure: bool,
+    /// Destinations a `CONNECT` may open (`host:port` matched whole). Default none.
+    pub connect: Vec<regex::Regex>,
+    /// Most streams open at once; more are answered 503. Default 100.
+    pub max_streams: usize,
+    /// How long a stream may carry nothing either way before it is cut. Default
+    /// 300000 ms; never 0.
+    pub stream_idle_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -199,6 +225,9 @@ impl Default for ClientConfig {
             shutdown_timeout: Duration::from_millis(30_000),
             ca_file: None,
             insecure: false,
+            connect: Vec::new(),
+            max_streams: 100,
+            stream_idle_timeout: Duration::from_millis(300_000),
         }
     }
 }
@@ -265,6 +294,14 @@ impl ClientConfig {
         sources.apply(&mut raw.cafile, ca_file, ("cafile", "--ca-file"));
         let insecure = flags.insecure.then_some(&true);
         sources.apply(&mut raw.insecure, insecure, ("insecure", "--insecure"));
+        let connect = (!flags.allow_connect.is_empty()).then_some(&flags.allow_connect);
+        sources.apply(&mut raw.connect, connect, ("connect", "--allow-connect"));
+        let streams = flags.max_streams.as_ref();
+        sources.apply(
+            &mut raw.maxstreams,
+            streams,
+            ("maxstreams", "--max-streams"),
+        );
         let overrides = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -293,6 +330,12 @@ impl ClientConfig {
         config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
         config.ca_file = raw.cafile;
         config.insecure = raw.insecure.unwrap_or(false);
+        config.connect = compile_connect(raw.connect.as_deref().unwrap_or_default())
+            .map_err(|reason| sources.invalid("connect", reason))?;
+        config.max_streams = raw.maxstreams.unwrap_or(config.max_streams);
+        if config.max_streams == 0 {
+            return Err(sources.invalid("maxstreams", "must be at least 1"));
+        }
         Ok(config)
     }
 }
@@ -336,6 +379,12 @@ fn apply_time_flags(raw: &mut RawClientConfig, sources: &mut Sources, flags: &Cl
             "shutdowntimeout",
             "--shutdown-timeout",
         ),
+        (
+            &mut raw.streamidletimeout,
+            flags.stream_idle_timeout,
+            "streamidletimeout",
+            "--stream-idle-timeout",
+        ),
     ];
     for (slot, value, key, flag) in settings {
         sources.apply(slot, value.as_ref(), (key, flag));
@@ -373,6 +422,13 @@ fn set_durations(
         true,
         c.shutdown_timeout,
     )?;
+    let stream_idle = raw.streamidletimeout;
+    c.stream_idle_timeout = ms(
+        "streamidletimeout",
+        stream_idle,
+        false,
+        c.stream_idle_timeout,
+    )?;
     let delays = ("reconnectdelay", c.reconnect_delay);
     at_least(
         sources,
@@ -381,6 +437,32 @@ fn set_durations(
     )?;
     let ping = ("pinginterval", c.ping_interval);
     at_least(sources, ping, ("pingtimeout", c.ping_timeout))
+}
+
+/// Most `connect` regexes, and the longest one.
+const MAX_CONNECT_RULES: usize = 256;
+const MAX_CONNECT_RULE_LEN: usize = 1024;
+
+/// Compiles the `connect` regexes, each anchored to match a whole `host:port`: a rule
+/// `db\.internal:5432` must not also allow `db.internal:54320` or `xdb.internal:5432`.
+fn compile_connect(rules: &[String]) -> Result<Vec<regex::Regex>, String> {
+    if rules.len() > MAX_CONNECT_RULES {
+        return Err(format!("at most {MAX_CONNECT_RULES} rules are allowed"));
+    }
+    rules
+        .iter()
+        .map(|rule| {
+            if rule.len() > MAX_CONNECT_RULE_LEN {
+                return Err(format!(
+                    "a rule is longer than {MAX_CONNECT_RULE_LEN} bytes"
+                ));
+            }
+            regex::RegexBuilder::new(&format!("^(?:{rule})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("{rule:?} is not a regex: {e}"))
+        })
+        .collect()
 }
 
 fn check_id(id: &str) -> Result<(), String> {

@@ -25,6 +25,8 @@ pub struct RawServerConfig {
     pub timeout: Option<u64>,
     /// Ms before an idle connection above the pool size is closed.
     pub idletimeout: Option<u64>,
+    /// Ms of silence both ways after which a stream (CONNECT) is cut.
+    pub streamidletimeout: Option<u64>,
     /// Ms to wait for a client's answer to a relayed request (head, and each body piece).
     pub requesttimeout: Option<u64>,
     /// Ms between pings on idle connections.
@@ -84,6 +86,9 @@ pub struct ServerFlags {
     /// ms before an idle connection above the pool size is closed (default 60000)
     #[argh(option)]
     pub idle_timeout: Option<u64>,
+    /// ms of silence both ways after which a CONNECT stream is cut (default 300000)
+    #[argh(option)]
+    pub stream_idle_timeout: Option<u64>,
     /// ms to wait for a client's answer to a relayed request: its response head, and each
     /// piece of its body (default 60000)
     #[argh(option)]
@@ -132,6 +137,7 @@ impl Default for ServerFlags {
             auth_token_file: Vec::new(),
             timeout: None,
             idle_timeout: None,
+            stream_idle_timeout: None,
             request_timeout: None,
             ping_interval: None,
             ping_timeout: None,
@@ -156,6 +162,9 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// How long a connection above the pool size may stay idle. Default 60000 ms.
     pub idle_timeout: Duration,
+    /// How long a stream (`CONNECT`) may carry nothing either way before it is cut.
+    /// Default 300000 ms; never 0.
+    pub stream_idle_timeout: Duration,
     /// Longest wait for a client's answer to a relayed request: for its response head
     /// once the request is sent, and between two pieces of a body. Default 60000 ms.
     pub request_timeout: Duration,
@@ -201,6 +210,7 @@ impl Default for ServerConfig {
             port: 8080,
             timeout: Duration::from_millis(1000),
             idle_timeout: Duration::from_millis(60_000),
+            stream_idle_timeout: Duration::from_millis(300_000),
             request_timeout: Duration::from_millis(60_000),
             ping_interval: Duration::from_millis(10_000),
             ping_timeout: Duration::from_millis(20_000),
@@ -367,6 +377,12 @@ fn apply_time_flags(raw: &mut RawServerConfig, sources: &mut Sources, flags: &Se
             "--request-timeout",
         ),
         (
+            &mut raw.streamidletimeout,
+            flags.stream_idle_timeout,
+            "streamidletimeout",
+            "--stream-idle-timeout",
+        ),
+        (
             &mut raw.pinginterval,
             flags.ping_interval,
             "pinginterval",
@@ -401,6 +417,13 @@ fn set_durations(
     let c = config;
     c.timeout = ms("timeout", raw.timeout, false, c.timeout)?;
     c.idle_timeout = ms("idletimeout", raw.idletimeout, true, c.idle_timeout)?;
+    let stream_idle = raw.streamidletimeout;
+    c.stream_idle_timeout = ms(
+        "streamidletimeout",
+        stream_idle,
+        false,
+        c.stream_idle_timeout,
+    )?;
     c.request_timeout = ms(
         "requesttimeout",
         raw.requesttimeout,

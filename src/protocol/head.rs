@@ -37,6 +37,19 @@ pub struct RequestHead {
     /// Body length in bytes, `-1` when unknown; absent reads as unknown.
     #[serde(rename = "ContentLength", default = "unknown_length")]
     pub content_length: i64,
+    /// wsp's extension: the request opens a stream (see `crate::tunnel`) rather than
+    /// carrying a body. Only sent to a client that announced streams at registration;
+    /// absent from every other head, so the Go peers never see it.
+    #[serde(rename = "Stream", default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamKind>,
+}
+
+/// What a stream request asks the client to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamKind {
+    /// `CONNECT host:port`: a TCP connection to the head's `URL` (`host:port`).
+    #[serde(rename = "connect")]
+    Connect,
 }
 
 /// Message 3: what the internal API answered.

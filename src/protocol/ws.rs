@@ -118,6 +118,24 @@ impl<S: Read + Write> WsConn<S> {
         }
     }
 
+    /// Takes the bytes already read from the socket and not consumed (see
+    /// [`Buffered::take_unread`]); [`WsConn::put_unread`] gives them back.
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        self.io.take_unread()
+    }
+
+    /// Puts back bytes another reader of this connection's socket read past what it
+    /// consumed: they are read before the socket.
+    pub fn put_unread(&mut self, unread: Vec<u8>) {
+        self.io.put_unread(unread);
+    }
+
+    /// Takes the bytes read and not consumed, and the stream: the connection is done with.
+    pub fn into_parts(mut self) -> (S, Vec<u8>) {
+        let unread = self.io.take_unread();
+        (self.io.into_stream(), unread)
+    }
+
     /// Gives back the memory of the read and write buffers, as far as they hold nothing:
     /// for a connection that may stay idle a long time. The next exchange allocates
     /// them again.

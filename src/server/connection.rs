@@ -26,6 +26,8 @@ pub struct Connection {
     pub client_id: Arc<str>,
     /// Its client's counters, so that a request counts itself without a look-up.
     pub stats: Arc<ClientStats>,
+    /// Its client announced streams (`X-WSP-Streams`) when registering it.
+    pub streams: bool,
     /// Names the connection to the idle watcher; unique in the server's life.
     pub(super) token: u64,
     /// Whether its socket is in the idle watcher's epoll set (armed or spent).
@@ -52,6 +54,7 @@ impl Connection {
             _slot: slot,
             client_id,
             stats,
+            streams: false,
             token: 0,
             registered: false,
             armed: false,

@@ -115,6 +115,14 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     registrations: AtomicU64,
     reconnects: AtomicU64,
+    /// Streams (`CONNECT`) open now, and ended: cleanly, or aborted.
+    streams_open: AtomicU64,
+    streams_clean: AtomicU64,
+    streams_aborted: AtomicU64,
+    /// Stream bytes from callers, to callers.
+    stream_bytes_up: AtomicU64,
+    stream_bytes_down: AtomicU64,
+    stream_micros: AtomicU64,
     clients: Mutex<HashMap<Arc<str>, Arc<ClientStats>>>,
 }
 
@@ -144,6 +152,27 @@ impl Metrics {
             &client.errors
         };
         tally.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a stream that starts carrying bytes.
+    pub fn stream_opened(&self) {
+        self.streams_open.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a stream that ended, with the bytes it carried from and to its caller. A
+    /// stream is not a request: it stays out of the request counters and the latency.
+    pub fn stream_ended(&self, clean: bool, up: u64, down: u64, duration: Duration) {
+        self.streams_open.fetch_sub(1, Relaxed);
+        let ended = if clean {
+            &self.streams_clean
+        } else {
+            &self.streams_aborted
+        };
+        ended.fetch_add(1, Relaxed);
+        self.stream_bytes_up.fetch_add(up, Relaxed);
+        self.stream_bytes_down.fetch_add(down, Relaxed);
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.stream_micros.fetch_add(micros, Relaxed);
     }
 
     /// Counts an exchange that failed and will be tried over another connection.
@@ -246,7 +275,36 @@ impl Metrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", counter.load(Relaxed));
         }
+        self.render_streams(&mut out);
         out
+    }
+
+    /// The streams' gauge and counters.
+    fn render_streams(&self, out: &mut String) {
+        let name = "wsp_streams_open";
+        header(out, name, "gauge", "Streams (CONNECT) carrying bytes now.");
+        let _ = writeln!(out, "{name} {}", self.streams_open.load(Relaxed));
+        let name = "wsp_streams_total";
+        header(out, name, "counter", "Streams ended, cleanly or aborted.");
+        let clean = self.streams_clean.load(Relaxed);
+        let aborted = self.streams_aborted.load(Relaxed);
+        let _ = writeln!(out, "{name}{{result=\"clean\"}} {clean}");
+        let _ = writeln!(out, "{name}{{result=\"aborted\"}} {aborted}");
+        let name = "wsp_stream_bytes_total";
+        header(
+            out,
+            name,
+            "counter",
+            "Bytes streams carried, from (up) and to (down) callers.",
+        );
+        let up = self.stream_bytes_up.load(Relaxed);
+        let down = self.stream_bytes_down.load(Relaxed);
+        let _ = writeln!(out, "{name}{{direction=\"up\"}} {up}");
+        let _ = writeln!(out, "{name}{{direction=\"down\"}} {down}");
+        let name = "wsp_stream_duration_seconds_total";
+        header(out, name, "counter", "Time streams stayed open, summed.");
+        let secs = self.stream_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name} {secs}");
     }
 
     /// The histogram, cumulative as Prometheus wants; `_count` is the `+Inf` bucket, so

@@ -14,6 +14,7 @@
 //! - [`register`]: `/register`, a client offers a WebSocket.
 //! - [`request`]: `/request`, checks and dispatch.
 //! - [`proxy`]: HTTP proxy mode, requests in absolute form, dispatched as `/request`'s.
+//! - [`stream`]: `CONNECT`, a stream through a client that allows it.
 //! - [`retry`]: a request over one connection after another, while failures allow.
 //! - [`relay`]: the exchange over one WebSocket.
 //! - [`respond`]: the relayed response, streamed to the caller.
@@ -40,6 +41,7 @@ pub(crate) mod request;
 pub(crate) mod respond;
 pub(crate) mod retry;
 pub(crate) mod status;
+pub(crate) mod stream;
 pub mod tls;
 pub(crate) mod watcher;
 
@@ -370,7 +372,7 @@ fn refuse_over_capacity(shared: &Shared, request: tiny_http::Request) {
 fn route(shared: &Shared, request: tiny_http::Request) {
     if proxy::is_proxy_target(request.url()) {
         match request.method() {
-            tiny_http::Method::Connect => proxy::handle_connect(request),
+            tiny_http::Method::Connect => stream::handle_connect(shared, request),
             _ => proxy::handle_proxy(shared, request),
         }
         return;

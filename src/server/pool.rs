@@ -43,6 +43,8 @@ pub enum AcquireError {
     Timeout,
     /// The client the request asked for has no connection registered.
     UnknownClient,
+    /// The request opens a stream, and no client it may use announced streams.
+    NoStreams,
 }
 
 /// One pooled client's connections, for the status endpoints.
@@ -65,6 +67,8 @@ pub struct Choice<'a> {
     /// A client whose connection just failed (it may be dying): used only when no other
     /// has an idle connection.
     pub avoid: Option<&'a str>,
+    /// Only clients that announced streams at registration (a `CONNECT`).
+    pub streams: bool,
 }
 
 /// A request waiting for a connection: the next one to become idle, of `client` if set,
@@ -72,11 +76,14 @@ pub struct Choice<'a> {
 struct Waiter {
     tx: Sender<Connection>,
     client: Option<Arc<str>>,
+    /// Only a connection of a client that announced streams.
+    streams: bool,
 }
 
 impl Waiter {
-    fn wants(&self, client_id: &str) -> bool {
-        self.client.as_deref().is_none_or(|c| c == client_id)
+    fn wants(&self, conn: &Connection) -> bool {
+        let client_ok = self.client.as_deref().is_none_or(|c| *c == *conn.client_id);
+        client_ok && (!self.streams || conn.streams)
     }
 }
 
@@ -110,6 +117,8 @@ struct ClientPool {
     busy: usize,
     /// The idle size the client announced in its greeting.
     size: usize,
+    /// Whether its last registered connection announced streams.
+    streams: bool,
 }
 
 impl Hub {
@@ -132,6 +141,7 @@ impl Hub {
         let fresh = !state.clients.contains_key(&conn.client_id);
         let pool = state.clients.entry(conn.client_id.clone()).or_default();
         pool.size = announced_size;
+        pool.streams = conn.streams;
         pool.busy += 1;
         state.put_idle(conn, Arm::Now(self.watcher.as_deref()));
         fresh
@@ -164,7 +174,7 @@ impl Hub {
         loop {
             let idle = {
                 let mut state = self.state.lock();
-                state.check_known(choice.only)?;
+                state.check_known(choice)?;
                 match state.take_idle(choice) {
                     Some(conn) => conn,
                     None => {
@@ -173,6 +183,7 @@ impl Hub {
                         state.waiters.push_back(Waiter {
                             tx: tx.clone(),
                             client,
+                            streams: choice.streams,
                         });
                         drop(state);
                         return self.wait((tx, rx), deadline);
@@ -378,13 +389,21 @@ impl State {
         self.clients.get_mut(client)?.idle.get_mut(*i)
     }
 
-    /// Refuses a request when no client is registered, or not the one it names.
-    fn check_known(&self, only: Option<&str>) -> Result<(), AcquireError> {
-        match only {
-            _ if self.clients.is_empty() => Err(AcquireError::NoClient),
-            Some(id) if !self.clients.contains_key(id) => Err(AcquireError::UnknownClient),
-            _ => Ok(()),
+    /// Refuses a request when no client is registered, or not the one it names, or, for
+    /// a stream, none that it may use announced streams.
+    fn check_known(&self, choice: Choice<'_>) -> Result<(), AcquireError> {
+        match choice.only {
+            _ if self.clients.is_empty() => return Err(AcquireError::NoClient),
+            Some(id) if !self.clients.contains_key(id) => return Err(AcquireError::UnknownClient),
+            _ => {}
         }
+        let usable = |(id, pool): (&Arc<str>, &ClientPool)| {
+            pool.streams && choice.only.is_none_or(|o| o == &**id)
+        };
+        if choice.streams && !self.clients.iter().any(usable) {
+            return Err(AcquireError::NoStreams);
+        }
+        Ok(())
     }
 
     /// Hands a connection to the first request waiting for one of its client, or puts it
@@ -392,7 +411,7 @@ impl State {
     fn put_idle(&mut self, mut conn: Connection, arm: Arm<'_>) {
         let mut i = 0;
         while i < self.waiters.len() {
-            if !self.waiters[i].wants(&conn.client_id) {
+            if !self.waiters[i].wants(&conn) {
                 i += 1;
                 continue;
             }
@@ -449,7 +468,11 @@ impl State {
             .clients
             .iter_mut()
             .enumerate()
-            .filter(|(_, (id, p))| !p.idle.is_empty() && choice.only.is_none_or(|o| o == &***id))
+            .filter(|(_, (id, p))| {
+                !p.idle.is_empty()
+                    && choice.only.is_none_or(|o| o == &***id)
+                    && (!choice.streams || p.streams)
+            })
             .min_by_key(|(i, (id, p))| {
                 let avoided = choice.avoid.is_some_and(|a| a == &***id);
                 (avoided, p.busy, (i + n - turn % n) % n)

@@ -10,25 +10,16 @@
 //! Anything else is answered 400. An `X-PROXY-DESTINATION` that names another URL than
 //! the target is ambiguous: 400 too; the same URL is accepted, and never forwarded.
 //!
-//! `CONNECT` (a TLS tunnel, what `curl -x` sends for an `https://` URL) is answered 405:
-//! wsp relays HTTP requests, it does not carry raw bytes. Which requests come here is
-//! decided by the target's form, in `route()` (`server/mod.rs`).
+//! `CONNECT` (a tunnel to `host:port`, what `curl -p -x` sends, and `curl -x` for an
+//! `https://` URL) is [`super::stream`]'s. Which requests come here is decided by the
+//! target's form, in `route()` (`server/mod.rs`).
 
 use std::time::Instant;
 
-use tiny_http::{Header, Request};
+use tiny_http::Request;
 
 use super::reply::{request_header, text_response};
 use super::request::{self, BadDestination, Style, DESTINATION_HEADER};
-
-/// The methods named in the `Allow` header of the answer to `CONNECT`: the usual ones
-/// (any method but `CONNECT` is relayed).
-pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
-
-/// The answer to `CONNECT`.
-pub const CONNECT_REFUSAL: &str = "wsp relays plain-HTTP requests in absolute form \
-    (GET http://host/path); CONNECT tunnels are not supported: for an https:// \
-    destination, use /request with X-PROXY-DESTINATION";
 
 /// True when a request target is not in origin form (`/path`) nor asterisk form (`*`):
 /// an absolute URL, a `CONNECT` authority, or something no server route could match.
@@ -49,20 +40,6 @@ pub fn handle_proxy(shared: &super::Shared, request: Request) {
             let _ = request.respond(text_response(400, &text));
         }
     }
-}
-
-/// 405 with `Allow`: no tunnels here.
-pub fn handle_connect(request: Request) {
-    log::info!(
-        "CONNECT {} from {:?}: refused (405)",
-        request.url(),
-        request.remote_addr()
-    );
-    let mut response = text_response(405, CONNECT_REFUSAL);
-    if let Ok(h) = Header::from_bytes(&b"Allow"[..], ALLOWED_METHODS.as_bytes()) {
-        response.add_header(h);
-    }
-    let _ = request.respond(response);
 }
 
 /// The request target as the destination, checked, or why it cannot be one.

@@ -15,7 +15,7 @@ use super::reply::{request_header as header, text_response, STATUS_PROXY_ERROR};
 use super::{Error, Shared};
 use crate::protocol::greeting::MAX_GREETING_LEN;
 use crate::protocol::ws::CLOSE_PROTOCOL_ERROR;
-use crate::protocol::{Greeting, Role, WsConn};
+use crate::protocol::{Greeting, Role, WsConn, STREAMS_HEADER};
 
 /// How long a client may take to send its greeting after the upgrade.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +30,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
             "{peer:?}: not a WebSocket upgrade"
         )));
     };
+    let streams = header(&request, STREAMS_HEADER).is_some_and(|v| v.trim() == "1");
     let offered = header(&request, "X-SECRET-KEY").unwrap_or_default();
     if !shared.config.secret_key.matches(&offered) {
         let _ = request.respond(text_response(STATUS_PROXY_ERROR, "Invalid X-SECRET-KEY"));
@@ -74,7 +75,9 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     ws.release_buffers();
     let id: Arc<str> = greeting.id.into();
     let (stats, first) = shared.metrics.client(&id);
-    let conn = Connection::new(ws, slot, id, stats.clone());
+    let mut conn = Connection::new(ws, slot, id, stats.clone());
+    // A connection over TLS cannot be split between a stream's two threads.
+    conn.streams = streams && shared.config.tls.is_none();
     let fresh = shared.hub.add(conn, greeting.size);
     shared.metrics.registered(&stats, first, fresh);
     Ok(())

@@ -46,6 +46,13 @@ pub struct Started {
     bytes_in: u64,
 }
 
+impl Started {
+    /// The status the client answered.
+    pub fn status(&self) -> u16 {
+        self.response_head.status
+    }
+}
+
 /// Sends `request` over the leased connection (messages 1 and 2) and reads the response
 /// head (message 3). The caller is not answered here: [`answer`] or [`answer_failure`]
 /// does it, unless the request goes over another connection.

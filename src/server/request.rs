@@ -158,18 +158,33 @@ pub fn dispatch(
         style,
         shared.config.auth.is_enabled(),
     );
+    let Some((request, only)) = admit(shared, request, &head) else {
+        return;
+    };
+    retry::relay(shared, &head, request, only.as_deref(), arrival);
+}
+
+/// Checks a request's head as an HTTP stack would (400 otherwise) and against the
+/// server's rules (526 otherwise), answering the caller when it is refused. Gives the
+/// request back with the client it asks for (`X-PROXY-CLIENT`), if any.
+pub(super) fn admit(
+    shared: &Shared,
+    request: Request,
+    head: &RequestHead,
+) -> Option<(Request, Option<String>)> {
     if let Err(e) = head.validate() {
         let text = format!("Bad request: {e}");
         let _ = request.respond(text_response(400, &text));
-        return;
+        return None;
     }
     let rules = &shared.config.rules;
     if let Err(refusal) = rules.refusal(Side::Server, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
-        return refuse(request, &refusal.to_string());
+        refuse(request, &refusal.to_string());
+        return None;
     }
     let only = request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
-    retry::relay(shared, &head, request, only.as_deref(), arrival);
+    Some((request, only))
 }
 
 /// 401 or 407 with one challenge per scheme the server accepts.
@@ -185,7 +200,7 @@ fn unauthorized(shared: &Shared, request: Request, style: Style, refused: Refuse
 }
 
 /// Message 1 for a caller's request to `destination`.
-fn request_head(
+pub(super) fn request_head(
     request: &Request,
     destination: String,
     style: Style,
@@ -199,6 +214,7 @@ fn request_head(
             request.remote_addr(),
         ),
         content_length: content_length(request),
+        stream: None,
     }
 }
 

@@ -64,6 +64,11 @@ fn is_replayable(head: &RequestHead, Failure { stage, error }: &Failure) -> bool
         && (*stage != Stage::Receiving || IDEMPOTENT.contains(&head.method.as_str()))
 }
 
+/// The answer when a stream (`CONNECT`) finds no client that can carry one: Go clients,
+/// and wsp clients over `wss://`, do not announce streams.
+pub const NO_STREAMS: &str = "wsp server: no connected client supports streams \
+    (CONNECT needs a wsp client that announces them, over ws://)";
+
 /// Relays `request` over a connection of client `only` (of any client without it) and
 /// answers the caller, trying other connections while [`decide`] allows. `arrival` is
 /// when the request came: the wait for a connection ends `timeout` after it.
@@ -81,6 +86,7 @@ pub fn relay(
         let choice = Choice {
             only,
             avoid: failed_client.as_deref(),
+            streams: false,
         };
         let mut lease = match shared.hub.acquire(deadline, choice) {
             Ok(lease) => lease,
@@ -109,7 +115,12 @@ pub fn relay(
 }
 
 /// Answers a request no connection could be had for.
-fn no_connection(shared: &Shared, request: Request, error: AcquireError, only: Option<&str>) {
+pub(super) fn no_connection(
+    shared: &Shared,
+    request: Request,
+    error: AcquireError,
+    only: Option<&str>,
+) {
     let busy_status = shared.config.busy_status;
     match error {
         AcquireError::NoClient => busy(request, busy_status, "No proxy available"),
@@ -118,6 +129,9 @@ fn no_connection(shared: &Shared, request: Request, error: AcquireError, only: O
             refuse(request, &format!("No client \"{id}\" connected"));
         }
         AcquireError::Timeout => busy(request, busy_status, "Unable to get a proxy connection"),
+        AcquireError::NoStreams => {
+            let _ = request.respond(super::reply::text_response(501, NO_STREAMS));
+        }
     }
 }
 
@@ -136,6 +150,7 @@ mod tests {
             url: "http://api/x".into(),
             header: Default::default(),
             content_length,
+            stream: None,
         }
     }
 

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bodies;
 mod config;
+mod connect;
 mod errors;
 mod faults;
 mod fork;

@@ -519,11 +519,15 @@ fn commented_keys_in_the_example_are_the_defaults() {
             "reconnectmaxdelay",
             "pinginterval",
             "pingtimeout",
-            "shutdowntimeout"
+            "shutdowntimeout",
+            "maxstreams",
+            "streamidletimeout"
         ]
     );
     let live = load(&text);
     let defaults = ClientConfig::default();
+    assert_eq!(live.max_streams, defaults.max_streams);
+    assert_eq!(live.stream_idle_timeout, defaults.stream_idle_timeout);
     assert_eq!(live.request_timeout, defaults.request_timeout);
     assert_eq!(live.reconnect_delay, defaults.reconnect_delay);
     assert_eq!(live.reconnect_max_delay, defaults.reconnect_max_delay);
@@ -549,4 +553,50 @@ fn tls_keys_load_and_flags_set_them() {
         (config.ca_file.as_deref(), config.insecure),
         (Some("ca.pem"), true)
     );
+}
+
+#[test]
+fn connect_rules_match_the_whole_destination() {
+    let config =
+        load("connect:\n - \"db\\\\.internal:5432\"\n - \"10\\\\.0\\\\.0\\\\.5:(443|9000)\"\n");
+    let allowed = |target: &str| config.connect.iter().any(|r| r.is_match(target));
+    for ok in ["db.internal:5432", "10.0.0.5:443", "10.0.0.5:9000"] {
+        assert!(allowed(ok), "{ok}");
+    }
+    for refused in [
+        "db.internal:54320",
+        "xdb.internal:5432",
+        "db.internal:5432.evil.com:1",
+        "10.0.0.5:4430",
+        "110.0.0.5:443",
+    ] {
+        assert!(!allowed(refused), "{refused}");
+    }
+    assert!(load("").connect.is_empty(), "nothing is allowed by default");
+    let msg = error("connect:\n - \"(\"\n");
+    assert!(
+        msg.starts_with("wsp_client.cfg: connect: \"(\" is not a regex"),
+        "{msg}"
+    );
+    let msg = error("maxstreams: 0\n");
+    assert!(
+        msg.contains("maxstreams") && msg.contains("at least 1"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn allow_connect_flags_replace_the_file_list() {
+    let flags = ClientFlags {
+        allow_connect: vec![r"a:1".into(), r"b:\d+".into()],
+        max_streams: Some(3),
+        stream_idle_timeout: Some(250),
+        ..ClientFlags::default()
+    };
+    let config = ClientConfig::from_flags(&flags).map_err(|e| e.to_string());
+    let config = config.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.connect.len(), 2);
+    assert!(config.connect[1].is_match("b:22"));
+    assert_eq!(config.max_streams, 3);
+    assert_eq!(config.stream_idle_timeout, Duration::from_millis(250));
 }

@@ -456,6 +456,7 @@ fn commented_keys_in_the_example_are_the_defaults() {
             "pinginterval",
             "pingtimeout",
             "shutdowntimeout",
+            "streamidletimeout",
             "busystatus"
         ]
     );
@@ -466,6 +467,7 @@ fn commented_keys_in_the_example_are_the_defaults() {
     assert_eq!(live.ping_interval, defaults.ping_interval);
     assert_eq!(live.ping_timeout, defaults.ping_timeout);
     assert_eq!(live.shutdown_timeout, defaults.shutdown_timeout);
+    assert_eq!(live.stream_idle_timeout, defaults.stream_idle_timeout);
 }
 
 #[test]

@@ -61,9 +61,33 @@ impl<S> Buffered<S> {
         self.inner
     }
 
+    /// The stream, its buffer dropped: take the unread bytes first.
+    pub fn into_stream(self) -> S {
+        self.inner
+    }
+
     /// The bytes read from the stream and not consumed yet.
     pub fn buffer(&self) -> &[u8] {
         &self.buf[self.pos..self.filled]
+    }
+
+    /// Takes the bytes read and not consumed, leaving the buffer released: for another
+    /// reader of the same socket to read first (a stream through the tunnel).
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        let unread = self.buffer().to_vec();
+        self.buf = Box::default();
+        self.pos = 0;
+        self.filled = 0;
+        unread
+    }
+
+    /// Puts back bytes read from the socket by another reader, to be read before the
+    /// socket again. Only on an empty buffer (after [`Buffered::take_unread`]).
+    pub fn put_unread(&mut self, unread: Vec<u8>) {
+        debug_assert!(self.pos == self.filled, "bytes put back over unread ones");
+        self.filled = unread.len();
+        self.pos = 0;
+        self.buf = unread.into_boxed_slice();
     }
 
     /// Gives the buffer's memory back, unless it still holds bytes.

@@ -45,6 +45,7 @@ fn any() -> Choice<'static> {
     Choice {
         only: None,
         avoid: None,
+        streams: false,
     }
 }
 
@@ -108,6 +109,7 @@ fn a_pinned_request_takes_only_its_client() {
     let only_b = Choice {
         only: Some("b"),
         avoid: None,
+        streams: false,
     };
     let mut lease = hub.acquire(soon(), only_b).expect("b's connection");
     assert_eq!(&*lease.conn().client_id, "b");
@@ -119,6 +121,7 @@ fn a_pinned_request_takes_only_its_client() {
     let only_c = Choice {
         only: Some("c"),
         avoid: None,
+        streams: false,
     };
     assert_eq!(
         hub.acquire(soon(), only_c).err(),
@@ -137,6 +140,7 @@ fn an_avoided_client_is_used_only_when_no_other_has_a_connection() {
     let avoid_a = Choice {
         only: None,
         avoid: Some("a"),
+        streams: false,
     };
     let mut first = hub.acquire(soon(), avoid_a).expect("a connection");
     assert_eq!(&*first.conn().client_id, "b");
@@ -262,5 +266,56 @@ fn the_watcher_answers_pings_on_connections_registered_or_released_by_a_request(
             eventually(|| counts(&hub, "w").is_none()),
             "a closed idle connection stayed pooled"
         );
+    });
+}
+
+#[test]
+fn a_stream_goes_only_to_a_client_that_announced_streams() {
+    let hub = Hub::new(LONG, None);
+    let (go, _go_peer) = connection("go");
+    hub.add(go, 1);
+    let stream = Choice {
+        only: None,
+        avoid: None,
+        streams: true,
+    };
+    assert_eq!(
+        hub.acquire(soon(), stream).err(),
+        Some(AcquireError::NoStreams),
+        "a Go client alone never gets a stream"
+    );
+    let (mut ours, _our_peer) = connection("ours");
+    ours.streams = true;
+    hub.add(ours, 1);
+    for _ in 0..3 {
+        let mut lease = hub.acquire(soon(), stream).expect("ours");
+        assert_eq!(&*lease.conn().client_id, "ours");
+        lease.release();
+    }
+    // Waiting for a stream's connection, the Go client's coming back is not taken.
+    let held = hub.acquire(soon(), stream).expect("ours");
+    let pinned_go = Choice {
+        only: Some("go"),
+        ..stream
+    };
+    assert_eq!(
+        hub.acquire(soon(), pinned_go).err(),
+        Some(AcquireError::NoStreams)
+    );
+    let mut go_lease = hub.acquire(soon(), any()).expect("go's");
+    assert_eq!(&*go_lease.conn().client_id, "go");
+    thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut lease = hub
+                .acquire(Instant::now() + LONG, stream)
+                .expect("ours again");
+            lease.conn().client_id.clone()
+        });
+        while hub.state.lock().waiters.is_empty() {
+            thread::yield_now();
+        }
+        go_lease.release();
+        held.release();
+        assert_eq!(&*waiter.join().expect("waiter"), "ours");
     });
 }

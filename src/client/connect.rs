@@ -1,0 +1,149 @@
+//! A `CONNECT` stream on the client: open a TCP connection to the head's `host:port`, say
+//! 200, and carry bytes both ways ([`crate::tunnel`]) until both ends are done.
+//!
+//! It gives raw TCP into the private network, so nothing is allowed unless configured:
+//! the destination must match one of the `connect` regexes whole (`--allow-connect`),
+//! else the answer is 403 naming the rule. At most `maxstreams` streams are open at once
+//! (503 beyond). A refusal or a failed connection is an ordinary answer (messages 3 and
+//! 4), and the WebSocket serves on.
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::connection::answer_error;
+use super::pool::TargetPool;
+use super::stream::Stream;
+use crate::headers::Headers;
+use crate::protocol::head::to_json;
+use crate::protocol::{Error, RequestHead, ResponseHead, Role, WsConn};
+use crate::tunnel::{self, Ends};
+
+/// How long opening the TCP connection may take, over all of the host's addresses.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Streams open in this process, all targets together (`maxstreams`).
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// One open stream's place under `maxstreams`, given back when dropped.
+struct Open;
+
+impl Open {
+    /// A place, if fewer than `max` streams are open.
+    fn take(max: usize) -> Option<Open> {
+        let taken = OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        });
+        taken.ok().map(|_| Open)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves the stream `head` asks for. `Ok(true)`: the WebSocket is in step and serves on
+/// (the stream ended cleanly, or was refused); `Ok(false)`: the stream aborted, the
+/// WebSocket must be dropped (logged here).
+///
+/// # Errors
+/// Writing to the WebSocket failed.
+pub fn serve(
+    pool: &TargetPool,
+    ws: &mut WsConn<Stream>,
+    head: &RequestHead,
+) -> Result<bool, Error> {
+    let target = head.url.as_str();
+    if !pool.config.connect.iter().any(|rule| rule.is_match(target)) {
+        let text = format!(
+            "wsp client: CONNECT to {target} refused: no connect rule allows it \
+             (connect, --allow-connect)"
+        );
+        log::info!("{text}");
+        answer_error(ws, 403, &text)?;
+        return Ok(true);
+    }
+    let Some(_open) = Open::take(pool.config.max_streams) else {
+        let max = pool.config.max_streams;
+        let text = format!("wsp client: {max} streams open already (maxstreams)");
+        log::info!("CONNECT {target}: {text}");
+        answer_error(ws, 503, &text)?;
+        return Ok(true);
+    };
+    let socket = match open(target) {
+        Ok(socket) => socket,
+        Err(e) => {
+            let text = format!("wsp client: cannot connect to {target}: {e}");
+            log::info!("{text}");
+            answer_error(ws, 502, &text)?;
+            return Ok(true);
+        }
+    };
+    let established = ResponseHead {
+        status: 200,
+        header: Headers::new(),
+        content_length: 0,
+    };
+    ws.write_text(&to_json(&established))?;
+    ws.flush()?;
+    carry(pool, ws, target, &socket)
+}
+
+/// The stream, once connected.
+fn carry(
+    pool: &TargetPool,
+    ws: &mut WsConn<Stream>,
+    target: &str,
+    socket: &TcpStream,
+) -> Result<bool, Error> {
+    let Stream::Plain(plain) = ws.get_ref() else {
+        // Never announced over TLS, so never asked.
+        log::warn!("CONNECT {target}: a stream over TLS cannot be carried");
+        return Ok(false);
+    };
+    let plain = plain.try_clone()?;
+    let ends = Ends {
+        ws: &plain,
+        role: Role::Client,
+        ws_unread: ws.take_unread(),
+        socket,
+        early: Vec::new(),
+        idle_timeout: pool.config.stream_idle_timeout,
+    };
+    let (outcome, unread) = tunnel::relay(ends)?;
+    ws.put_unread(unread);
+    let how = match &outcome.aborted {
+        None => "ended".to_string(),
+        Some(why) => format!("aborted ({why})"),
+    };
+    log::info!(
+        "CONNECT {target}: stream {how}, {} bytes up, {} bytes down",
+        outcome.received,
+        outcome.sent
+    );
+    // The stream set its own time-outs on the socket: the connection's come back.
+    let timeout = Some(pool.config.request_timeout);
+    plain.set_read_timeout(timeout)?;
+    plain.set_write_timeout(timeout)?;
+    Ok(outcome.clean())
+}
+
+/// Connects to `host:port`, trying each address in turn.
+fn open(target: &str) -> io::Result<TcpStream> {
+    let addrs: Vec<_> = target.to_socket_addrs()?.collect();
+    let share = CONNECT_TIMEOUT / u32::try_from(addrs.len().max(1)).unwrap_or(u32::MAX);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, share.max(Duration::from_millis(100))) {
+            Ok(socket) => {
+                let _ = socket.set_nodelay(true);
+                return Ok(socket);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

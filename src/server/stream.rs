@@ -1,0 +1,205 @@
+//! `CONNECT host:port` in proxy mode: a TCP stream to `host:port` opened by a wsp client
+//! that announced streams and allows the destination (its `connect` rules).
+//!
+//! The request goes as any other (message 1 with `"Stream":"connect"`, and an empty
+//! message 2) over a connection of such a client; its answer (message 3) decides. 200:
+//! the caller gets `200 Connection Established`, its socket is handed over by tiny_http,
+//! and [`crate::tunnel`] carries the bytes until both ends are done. Anything else (403
+//! for a destination the client does not allow, 502 when it cannot connect) is answered
+//! as a relayed response. The caller's auth and the server's rules apply first, the rules
+//! seeing `CONNECT` and `host:port` as method and URL.
+
+use std::net::TcpStream;
+use std::time::Instant;
+
+use tiny_http::{Request, UpgradedStream};
+
+use super::metrics::Exchange;
+use super::pool::{Choice, Lease};
+use super::reply::text_response;
+use super::request::{self, Style};
+use super::{relay, retry, Shared};
+use crate::protocol::{Role, StreamKind};
+use crate::tunnel::{self, Ends};
+
+/// Relays one `CONNECT`, answering the caller in every case.
+pub fn handle_connect(shared: &Shared, request: Request) {
+    let arrival = Instant::now();
+    let Some(request) = request::authenticate(shared, request, Style::Proxy) else {
+        return;
+    };
+    let target = request.url().to_string();
+    if let Err(why) = check_authority(&target) {
+        let text = format!("Bad CONNECT target {target:?}: {why}");
+        let _ = request.respond(text_response(400, &text));
+        return;
+    }
+    if shared.config.tls.is_some() {
+        let text = "wsp server: CONNECT is not supported on a TLS server yet";
+        let _ = request.respond(text_response(501, text));
+        return;
+    }
+    let auth = shared.config.auth.is_enabled();
+    let mut head = request::request_head(&request, target, Style::Proxy, auth);
+    head.content_length = 0;
+    head.stream = Some(StreamKind::Connect);
+    let Some((mut request, only)) = request::admit(shared, request, &head) else {
+        return;
+    };
+    let choice = Choice {
+        only: only.as_deref(),
+        avoid: None,
+        streams: true,
+    };
+    let deadline = arrival + shared.config.timeout;
+    let mut lease = match shared.hub.acquire(deadline, choice) {
+        Ok(lease) => lease,
+        Err(e) => return retry::no_connection(shared, request, e, only.as_deref()),
+    };
+    let started = match relay::send(&mut lease, &head, &mut request) {
+        Ok(started) => started,
+        Err(failure) => {
+            let error = &failure.error;
+            return relay::answer_failure(shared, lease, &head, request, error, arrival);
+        }
+    };
+    if started.status() != 200 {
+        return relay::answer(shared, lease, &head, request, started, arrival);
+    }
+    carry(shared, lease, request, &head.url, arrival);
+}
+
+/// The stream itself, once the client has connected: hands the caller's socket over and
+/// relays until both ends are done. The connection goes back to the pool after a clean
+/// end, and is dropped after an aborted one.
+fn carry(shared: &Shared, mut lease: Lease<'_>, request: Request, target: &str, arrival: Instant) {
+    let caller = request.remote_addr().copied();
+    let upgraded = match request.tunnel() {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            // The client is streaming already: the connection is out of step.
+            log::info!("CONNECT {target} from {caller:?}: cannot take the socket over: {e}");
+            return;
+        }
+    };
+    let conn = lease.conn();
+    let client_id = conn.client_id.clone();
+    let stats = conn.stats.clone();
+    let UpgradedStream::Tcp(socket) = &upgraded.stream else {
+        log::warn!("CONNECT {target}: the caller's stream is not plain TCP");
+        return;
+    };
+    let Some(ws) = plain_tcp(conn.ws.get_ref()) else {
+        log::warn!("CONNECT {target}: client {client_id}'s connection is not plain TCP");
+        return;
+    };
+    let ws = match ws.try_clone() {
+        Ok(ws) => ws,
+        Err(e) => return log::warn!("CONNECT {target}: cannot duplicate a socket: {e}"),
+    };
+    let ends = Ends {
+        ws: &ws,
+        role: Role::Server,
+        ws_unread: conn.ws.take_unread(),
+        socket,
+        early: upgraded.leftover,
+        idle_timeout: shared.config.stream_idle_timeout,
+    };
+    shared.metrics.stream_opened();
+    let relayed = tunnel::relay(ends);
+    let duration = arrival.elapsed();
+    let (outcome, unread) = match relayed {
+        Ok(done) => done,
+        Err(e) => {
+            shared.metrics.stream_ended(false, 0, 0, duration);
+            return log::warn!("CONNECT {target}: cannot start the stream: {e}");
+        }
+    };
+    let clean = outcome.clean();
+    shared
+        .metrics
+        .stream_ended(clean, outcome.sent, outcome.received, duration);
+    conn.ws.put_unread(unread);
+    // The stream set its own time-outs on the socket: the connection's come back.
+    let timeout = Some(shared.config.request_timeout);
+    let restored = ws
+        .set_read_timeout(timeout)
+        .and(ws.set_write_timeout(timeout));
+    // The access log's line, as for a request: `in` from the caller, `out` to it.
+    let exchange = Exchange {
+        method: "CONNECT",
+        destination: target,
+        status: 200,
+        bytes_in: outcome.sent,
+        bytes_out: outcome.received,
+        duration,
+        client_id: &client_id,
+        ok: clean,
+    };
+    match &outcome.aborted {
+        None => log::info!("{exchange} stream ended"),
+        Some(why) => log::info!("{exchange} stream aborted ({why})"),
+    }
+    if !clean {
+        shared.metrics.count_failed(&stats);
+    }
+    if clean && restored.is_ok() {
+        lease.release();
+    }
+}
+
+/// The TCP socket of a plain (not TLS) connection.
+fn plain_tcp(stream: &UpgradedStream) -> Option<&TcpStream> {
+    match stream {
+        UpgradedStream::Tcp(socket) => Some(socket),
+        _ => None,
+    }
+}
+
+/// Checks a `CONNECT` target is `host:port` (RFC 9110 §9.3.6), an IPv6 host in brackets.
+fn check_authority(target: &str) -> Result<(), &'static str> {
+    let (host, port) = target.rsplit_once(':').ok_or("expected host:port")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "the port is not a number up to 65535")?;
+    if port == 0 {
+        return Err("port 0");
+    }
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .ok_or("an IPv6 address needs its closing ]")?,
+        None => host,
+    };
+    let bad = |c: char| !(c.is_ascii_alphanumeric() || "-._:".contains(c));
+    if host.is_empty() || host.contains(bad) {
+        return Err("the host is not a name or an address");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_authority;
+
+    #[test]
+    fn connect_targets_are_host_and_port() {
+        for ok in ["api:443", "10.0.0.1:22", "[::1]:8080", "a-b.c_d:1"] {
+            assert_eq!(check_authority(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "api",
+            "api:",
+            ":443",
+            "api:0",
+            "api:65536",
+            "api:x",
+            "[::1:80",
+            "a b:1",
+            "a/b:1",
+            "http://api:80",
+        ] {
+            assert!(check_authority(bad).is_err(), "{bad}");
+        }
+    }
+}

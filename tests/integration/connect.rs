@@ -1,0 +1,269 @@
+//! `CONNECT` in proxy mode: a TCP stream opened by the client, with real peers (curl,
+//! ureq's proxy support, raw sockets) and a TCP echo service as the destination. The
+//! oracle is the direct path: what comes back through the stream is what went in.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::rawpeer::{RawWs, TEXT};
+use crate::support::{fd_count, get, poll, random_bytes, read_reply, thread_count, Server, Stack};
+
+/// A client flag that allows CONNECT to any port of 127.0.0.1.
+const ALLOW_LOOPBACK: [&str; 2] = ["--allow-connect", r"127\.0\.0\.1:\d+"];
+
+/// A TCP echo service: every connection gets back what it sends, and is closed once
+/// the peer has closed its side and everything was echoed.
+fn echo_service() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            thread::spawn(move || {
+                let mut back = socket.try_clone().expect("clone");
+                let _ = std::io::copy(&mut socket, &mut back);
+                let _ = back.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// Opens a CONNECT to `target` through `server` and reads the answer's head; returns
+/// the socket (positioned after the head) and the head.
+fn connect(server: &Server, target: &str, early: &[u8]) -> (TcpStream, String) {
+    let mut socket = TcpStream::connect(server.addr).expect("connect to the server");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("time-out");
+    let head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    socket.write_all(head.as_bytes()).expect("send CONNECT");
+    socket.write_all(early).expect("send early bytes");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!("the answer's head broke off after {head:?}: {other:?}"),
+        }
+    }
+    (socket, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The idle count `/status.json` shows for the only client.
+fn idle_connections(server: &Server) -> u64 {
+    let reply = get(&format!("http://{}/status.json", server.addr), &[]);
+    let status: Value = serde_json::from_slice(&reply.body).expect("JSON status");
+    status["clients"][0]["idle"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn curl_connects_through_a_client_that_allows_it_and_gets_what_it_gets_directly() {
+    let stack = Stack::start(&[], &ALLOW_LOOPBACK);
+    let url = stack.url("/hello");
+    let direct = Command::new("curl")
+        .args(["-sS", &url])
+        .output()
+        .expect("curl");
+    let proxy = format!("http://{}", stack.server.addr);
+    let tunneled = Command::new("curl")
+        .args(["-sS", "-p", "-x", &proxy, &url])
+        .output()
+        .expect("curl");
+    assert!(
+        tunneled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tunneled.stderr)
+    );
+    assert_eq!(tunneled.stdout, direct.stdout);
+    assert_eq!(String::from_utf8_lossy(&tunneled.stdout), "hello world");
+    let line = stack.server.proc.wait_log("stream ended");
+    assert!(line.contains("CONNECT 127.0.0.1:"), "{line}");
+}
+
+#[test]
+fn ureq_through_the_proxy_tunnels_every_request() {
+    let stack = Stack::start(&[], &ALLOW_LOOPBACK);
+    let proxy = ureq::Proxy::new(&format!("http://{}", stack.server.addr)).expect("proxy");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(Some(proxy))
+        .build()
+        .into();
+    for _ in 0..3 {
+        let mut response = agent.get(&stack.url("/hello")).call().expect("GET");
+        let body = response.body_mut().read_to_string().expect("body");
+        assert_eq!(body, "hello world");
+    }
+}
+
+#[test]
+fn connect_is_refused_by_a_client_without_a_connect_rule() {
+    let stack = Stack::start(&[], &[]);
+    let target = stack.upstream.addr().to_string();
+    let (mut socket, head) = connect(&stack.server, &target, b"");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let mut rest = String::new();
+    let _ = socket.read_to_string(&mut rest);
+    assert!(rest.contains("--allow-connect"), "{rest}");
+    // curl says the tunnel was refused.
+    let proxy = format!("http://{}", stack.server.addr);
+    let out = Command::new("curl")
+        .args(["-sS", "-p", "-x", &proxy, &stack.url("/hello")])
+        .output()
+        .expect("curl");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+}
+
+#[test]
+fn a_destination_outside_the_rule_is_refused_and_a_closed_port_is_502() {
+    let only_one = ["--allow-connect", r"127\.0\.0\.1:1"];
+    let stack = Stack::start(&[], &only_one);
+    let target = stack.upstream.addr().to_string();
+    let (_, head) = connect(&stack.server, &target, b"");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // Allowed, but nothing listens on port 1.
+    let (mut socket, head) = connect(&stack.server, "127.0.0.1:1", b"");
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    let mut rest = String::new();
+    let _ = socket.read_to_string(&mut rest);
+    assert!(rest.contains("cannot connect to 127.0.0.1:1"), "{rest}");
+}
+
+#[test]
+fn bytes_flow_both_ways_early_bytes_first_and_the_connection_serves_again() {
+    let echo = echo_service();
+    let stack = Stack::start(&[], &ALLOW_LOOPBACK);
+    let idle_before = idle_connections(&stack.server);
+    let (socket, head) = connect(&stack.server, &echo, b"early bytes ");
+    assert_eq!(head, "HTTP/1.1 200 Connection Established\r\n\r\n");
+    // 8 MiB up while the echo comes down: both directions at once.
+    let sent = random_bytes(8 << 20, 7);
+    let mut writer = socket.try_clone().expect("clone");
+    let upload = sent.clone();
+    let up = thread::spawn(move || {
+        writer.write_all(&upload).expect("upload");
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::new();
+    let mut reader = socket;
+    reader.read_to_end(&mut back).expect("echo");
+    up.join().expect("uploader");
+    let mut expected = b"early bytes ".to_vec();
+    expected.extend_from_slice(&sent);
+    assert_eq!(back.len(), expected.len());
+    assert!(back == expected, "the echo differs from what was sent");
+    // Both ends done cleanly: the WebSocket is back in the pool and relays requests.
+    let back_idle = poll(Duration::from_secs(10), || {
+        (idle_connections(&stack.server) >= idle_before).then_some(())
+    });
+    assert!(
+        back_idle.is_some(),
+        "the stream's connection did not come back"
+    );
+    let reply = stack.relay("GET", "/hello", &[], None);
+    assert_eq!(reply.text(), "hello world");
+}
+
+#[test]
+fn a_go_style_client_alone_gets_a_501() {
+    let server = Server::start(&[]);
+    let mut peer = RawWs::register(&server);
+    peer.send(TEXT, true, b"gopeer_1").expect("greeting");
+    let ready = poll(Duration::from_secs(10), || {
+        (idle_connections(&server) == 1).then_some(())
+    });
+    assert!(ready.is_some(), "the raw client never showed as idle");
+    let (mut socket, head) = connect(&server, "127.0.0.1:9", b"");
+    assert!(head.starts_with("HTTP/1.1 501"), "{head}");
+    let mut rest = String::new();
+    let _ = socket.read_to_string(&mut rest);
+    assert!(
+        rest.contains("no connected client supports streams"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn a_caller_that_vanishes_frees_the_stream_on_both_sides() {
+    let echo = echo_service();
+    let stack = Stack::start(&[], &ALLOW_LOOPBACK);
+    let (server_pid, client_pid) = (stack.server.proc.pid(), stack.client.pid());
+    // A first stream, ended cleanly, so that what exists once per process exists.
+    let (mut socket, _) = connect(&stack.server, &echo, b"x");
+    socket.shutdown(Shutdown::Write).expect("half-close");
+    let _ = socket.read_to_end(&mut Vec::new());
+    let baseline = || {
+        (
+            fd_count(server_pid),
+            thread_count(server_pid),
+            fd_count(client_pid),
+            thread_count(client_pid),
+        )
+    };
+    thread::sleep(Duration::from_millis(300));
+    let before = poll(Duration::from_secs(10), || {
+        let a = baseline();
+        thread::sleep(Duration::from_millis(200));
+        (baseline() == a).then_some(a)
+    })
+    .expect("steady counts");
+    for _ in 0..5 {
+        let (mut socket, head) = connect(&stack.server, &echo, b"");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        socket.write_all(&[1u8; 1000]).expect("send");
+        let mut some = [0u8; 100];
+        socket.read_exact(&mut some).expect("echo");
+        drop(socket);
+    }
+    let freed = poll(Duration::from_secs(20), || {
+        let (sf, st, cf, ct) = baseline();
+        (sf <= before.0 && st <= before.1 && cf <= before.2 && ct <= before.3).then_some(())
+    });
+    assert!(
+        freed.is_some(),
+        "before {before:?}, after {:?}: a stream left something behind",
+        baseline()
+    );
+    // The aborted streams' connections were replaced: requests still go through.
+    let reply = stack.relay("GET", "/hello", &[], None);
+    assert_eq!(reply.text(), "hello world");
+}
+
+#[test]
+fn a_silent_stream_is_cut_after_the_idle_time_out() {
+    let echo = echo_service();
+    let mut flags = ALLOW_LOOPBACK.to_vec();
+    flags.extend(["--stream-idle-timeout", "500"]);
+    let stack = Stack::start(&[], &flags);
+    let (mut socket, head) = connect(&stack.server, &echo, b"");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Nothing sent: the stream ends by itself, well before the socket's 20 s time-out.
+    let mut rest = Vec::new();
+    let ended = socket.read_to_end(&mut rest);
+    assert!(ended.is_ok() || rest.is_empty(), "{ended:?}");
+    let line = stack.client.wait_log("streamidletimeout");
+    assert!(line.contains("nothing either way"), "{line}");
+}
+
+#[test]
+fn connect_with_no_client_at_all_is_answered_as_a_request_would_be() {
+    let server = Server::start(&[]);
+    let mut socket = TcpStream::connect(server.addr).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("time-out");
+    socket
+        .write_all(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n")
+        .expect("send");
+    let reply = read_reply(&mut std::io::BufReader::new(socket));
+    // As for /request with no client: the busy status (526 by default, as Go's).
+    assert_eq!(reply.status, 526, "{}", reply.text());
+    assert_eq!(reply.text().trim_end(), "No proxy available");
+}
