@@ -61,6 +61,13 @@ pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
             .any(|t| t.eq_ignore_ascii_case(name))
 }
 
+/// The lower-cased names listed in the `Connection` header of `headers`, which RFC
+/// 9110 makes hop-by-hop too.
+pub fn connection_tokens_of(headers: &Headers) -> Vec<String> {
+    let values = headers.get("Connection").into_iter().flatten();
+    connection_tokens(values.map(String::as_str))
+}
+
 /// The lower-cased names listed in the `Connection` header values, which RFC 9110 makes
 /// hop-by-hop too.
 pub fn connection_tokens<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {

@@ -27,11 +27,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// One open stream's place under `maxstreams`, given back when dropped.
-struct Open;
+pub(super) struct Open;
 
 impl Open {
     /// A place, if fewer than `max` streams are open.
-    fn take(max: usize) -> Option<Open> {
+    pub(super) fn take(max: usize) -> Option<Open> {
         let taken = OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         });
@@ -89,15 +89,17 @@ pub fn serve(
     };
     ws.write_text(&to_json(&established))?;
     ws.flush()?;
-    carry(pool, ws, target, &socket)
+    carry(pool, ws, target, &socket, Vec::new())
 }
 
-/// The stream, once connected.
-fn carry(
+/// The stream, once open: `socket` is the internal service's, and `early` what it sent
+/// already (read with the answer to a handshake). `Ok(true)` after a clean end.
+pub(super) fn carry(
     pool: &TargetPool,
     ws: &mut WsConn<Stream>,
     target: &str,
     socket: &TcpStream,
+    early: Vec<u8>,
 ) -> Result<bool, Error> {
     let Stream::Plain(plain) = ws.get_ref() else {
         // Never announced over TLS, so never asked.
@@ -110,7 +112,7 @@ fn carry(
         role: Role::Client,
         ws_unread: ws.take_unread(),
         socket,
-        early: Vec::new(),
+        early,
         idle_timeout: pool.config.stream_idle_timeout,
     };
     let (outcome, unread) = tunnel::relay(ends)?;
@@ -120,7 +122,7 @@ fn carry(
         Some(why) => format!("aborted ({why})"),
     };
     log::info!(
-        "CONNECT {target}: stream {how}, {} bytes up, {} bytes down",
+        "{target}: stream {how}, {} bytes up, {} bytes down",
         outcome.received,
         outcome.sent
     );
@@ -132,7 +134,7 @@ fn carry(
 }
 
 /// Connects to `host:port`, trying each address in turn.
-fn open(target: &str) -> io::Result<TcpStream> {
+pub(super) fn open(target: &str) -> io::Result<TcpStream> {
     let addrs: Vec<_> = target.to_socket_addrs()?.collect();
     let share = CONNECT_TIMEOUT / u32::try_from(addrs.len().max(1)).unwrap_or(u32::MAX);
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use ureq::Agent;
 
-use super::connect;
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
 use super::stream::Stream;
+use super::{connect, upgrade};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, StreamKind, WsConn};
@@ -183,9 +183,16 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error
         answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string())?;
         return Ok(true);
     }
-    if let Some(StreamKind::Connect) = head.stream {
-        skip_body(ws)?;
-        return connect::serve(pool, ws, &head);
+    match head.stream {
+        Some(StreamKind::Connect) => {
+            skip_body(ws)?;
+            return connect::serve(pool, ws, &head);
+        }
+        Some(StreamKind::WebSocket) => {
+            skip_body(ws)?;
+            return upgrade::serve(pool, ws, &head);
+        }
+        None => {}
     }
     let upstream = {
         let mut body = ws.body_reader();

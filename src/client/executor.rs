@@ -22,7 +22,9 @@ use ureq::{Agent, SendBody};
 use super::tls::Tls;
 use super::upstream::{ResolveOnDial, UpstreamConnector};
 use crate::config::ClientConfig;
-use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
+use crate::headers::{
+    canonical_key, connection_tokens, connection_tokens_of, is_hop_by_hop, Headers,
+};
 use crate::protocol::{RequestHead, ResponseHead};
 
 /// How long connecting to an internal API may take.
@@ -168,13 +170,7 @@ fn request_builder(head: &RequestHead) -> Result<(http::request::Builder, bool),
         Some(scheme) => return Err(format!("unsupported protocol scheme {scheme:?}")),
         None => return Err(format!("bad URL {:?}: not an absolute URL", head.url)),
     }
-    let tokens = connection_tokens(
-        head.header
-            .get("Connection")
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
-    );
+    let tokens = connection_tokens_of(&head.header);
     let mut builder = http::Request::builder()
         .method(head.method.as_str())
         .uri(uri);

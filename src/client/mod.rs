@@ -12,6 +12,8 @@
 //! - [`tls`]: whom TLS trusts (`cafile`, `insecure`), for servers and internal APIs.
 //! - [`connection`]: one connection's thread, serving exchanges one after another.
 //! - [`connect`]: a `CONNECT` stream: the `connect` rules, the TCP connection, the bytes.
+//! - [`upgrade`]: a caller's WebSocket handshake, sent to the internal API; a 101 opens a
+//!   stream.
 //! - [`executor`]: performs each request with ureq, an agent per connection.
 //! - [`upstream`]: the agents' TCP connections, checked for reuse in one system call.
 
@@ -26,6 +28,7 @@ pub(crate) mod executor;
 pub(crate) mod pool;
 pub(crate) mod stream;
 pub(crate) mod tls;
+pub(crate) mod upgrade;
 pub(crate) mod upstream;
 
 use std::fmt;

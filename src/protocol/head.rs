@@ -19,6 +19,9 @@ use crate::headers::Headers;
 pub(crate) const MAX_HEAD_LEN: usize = 1 << 20;
 /// Lowest status code a response head may carry: 1xx are not final responses.
 pub const MIN_STATUS: u16 = 200;
+/// The one 1xx status a response head may carry: the internal API's answer to a
+/// WebSocket handshake that opens a stream.
+pub const SWITCHING_PROTOCOLS: u16 = 101;
 /// Highest status code a response head may carry (Go writes three digits at most).
 pub const MAX_STATUS: u16 = 999;
 
@@ -50,6 +53,10 @@ pub enum StreamKind {
     /// `CONNECT host:port`: a TCP connection to the head's `URL` (`host:port`).
     #[serde(rename = "connect")]
     Connect,
+    /// A WebSocket handshake (the head's headers say `Upgrade: websocket`) to the head's
+    /// `URL`, `http://` or `https://`: the stream opens if the internal API answers 101.
+    #[serde(rename = "websocket")]
+    WebSocket,
 }
 
 /// Message 3: what the internal API answered.
@@ -115,10 +122,29 @@ impl ResponseHead {
     /// [`Error::Head`] for bad JSON, a status outside [`MIN_STATUS`]..=[`MAX_STATUS`],
     /// an invalid header, or a `ContentLength` below -1.
     pub fn parse(json: &str) -> Result<ResponseHead, Error> {
+        Self::parse_from(json, MIN_STATUS)
+    }
+
+    /// Parses and validates the response head to `request`: as [`ResponseHead::parse`],
+    /// but `101` is also accepted when the request is a WebSocket handshake.
+    ///
+    /// # Errors
+    /// As [`ResponseHead::parse`].
+    pub fn parse_for(json: &str, request: &RequestHead) -> Result<ResponseHead, Error> {
+        let lowest = match request.stream {
+            Some(StreamKind::WebSocket) => SWITCHING_PROTOCOLS,
+            _ => MIN_STATUS,
+        };
+        Self::parse_from(json, lowest)
+    }
+
+    fn parse_from(json: &str, lowest: u16) -> Result<ResponseHead, Error> {
         let head: ResponseHead = from_json("response head", json)?;
-        if !(MIN_STATUS..=MAX_STATUS).contains(&head.status) {
+        if !(lowest..=MAX_STATUS).contains(&head.status)
+            || (head.status < MIN_STATUS && head.status != SWITCHING_PROTOCOLS)
+        {
             return Err(Error::Head(format!(
-                "status code {} is outside {MIN_STATUS}-{MAX_STATUS}",
+                "status code {} is outside {lowest}-{MAX_STATUS}",
                 head.status
             )));
         }

@@ -22,7 +22,7 @@ use super::pool::Lease;
 use super::reply::{text_response, STATUS_PROXY_ERROR};
 use super::respond::{self, SendError, Sent};
 use super::Shared;
-use crate::headers::{connection_tokens, is_hop_by_hop, Headers};
+use crate::headers::{connection_tokens_of, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::is_timeout_kind;
 use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
@@ -50,6 +50,11 @@ impl Started {
     /// The status the client answered.
     pub fn status(&self) -> u16 {
         self.response_head.status
+    }
+
+    /// The head the client answered.
+    pub fn head(&self) -> &ResponseHead {
+        &self.response_head
     }
 }
 
@@ -301,15 +306,14 @@ fn send_request(
     let text = ws
         .read_text(MAX_HEAD_LEN, "a response head")
         .map_err(receiving)?;
-    let response_head = ResponseHead::parse(&text).map_err(receiving)?;
+    let response_head = ResponseHead::parse_for(&text, head).map_err(receiving)?;
     Ok((response_head, bytes_in))
 }
 
 /// The response headers for the caller, without hop-by-hop ones, and the body length
 /// taken from `Content-Length` (written again from the length by [`respond`]).
 fn response_headers(headers: &Headers) -> (Vec<(String, String)>, Option<u64>) {
-    let connection = headers.get("Connection").into_iter().flatten();
-    let tokens = connection_tokens(connection.map(String::as_str));
+    let tokens = connection_tokens_of(headers);
     let mut length = None;
     let mut out = Vec::new();
     for (name, values) in headers {

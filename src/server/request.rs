@@ -13,7 +13,7 @@ use std::time::Instant;
 use tiny_http::{HeaderField, Request};
 
 use super::reply::{refuse, request_header, text_response};
-use super::{retry, Shared};
+use super::{retry, stream, Shared};
 use crate::auth::Refused;
 use crate::headers::{canonical_key, connection_tokens, is_hop_by_hop, Headers};
 use crate::protocol::RequestHead;
@@ -111,9 +111,12 @@ pub fn handle_request(shared: &Shared, request: Request) {
 
 /// The `X-PROXY-DESTINATION` value, checked, or the text of a 526 refusal.
 fn destination(request: &Request) -> Result<String, &'static str> {
-    let destination = request_header(request, DESTINATION_HEADER)
+    let mut destination = request_header(request, DESTINATION_HEADER)
         .filter(|d| !d.is_empty())
         .ok_or("Missing X-PROXY-DESTINATION header")?;
+    if stream::is_websocket_upgrade(request) {
+        destination = as_http(destination);
+    }
     check_destination(&destination).map_err(|bad| match bad {
         BadDestination::Unparsable => "Unable to parse X-PROXY-DESTINATION header",
         BadDestination::Scheme => "X-PROXY-DESTINATION must be an http:// or https:// URL",
@@ -121,6 +124,16 @@ fn destination(request: &Request) -> Result<String, &'static str> {
         BadDestination::NoHost => "X-PROXY-DESTINATION has no host",
     })?;
     Ok(destination)
+}
+
+/// A `ws://` or `wss://` URL as the `http://` or `https://` one its handshake goes to.
+fn as_http(url: String) -> String {
+    let scheme_end = url.find("://").unwrap_or(0);
+    match &url[..scheme_end] {
+        s if s.eq_ignore_ascii_case("ws") => format!("http{}", &url[scheme_end..]),
+        s if s.eq_ignore_ascii_case("wss") => format!("https{}", &url[scheme_end..]),
+        _ => url,
+    }
 }
 
 /// Gives the request back if its caller may use the relay (always, without `auth`);
@@ -152,6 +165,9 @@ pub fn dispatch(
     style: Style,
     arrival: Instant,
 ) {
+    if stream::is_websocket_upgrade(&request) {
+        return stream::handle_upgrade(shared, request, destination, style, arrival);
+    }
     let head = request_head(
         &request,
         destination,
@@ -290,8 +306,17 @@ fn with_forwarded_for(mut headers: Headers, caller: Option<&SocketAddr>) -> Head
 
 #[cfg(test)]
 mod tests {
-    use super::check_destination;
     use super::BadDestination::*;
+    use super::{as_http, check_destination};
+
+    #[test]
+    fn websocket_urls_name_the_http_url_of_their_handshake() {
+        assert_eq!(as_http("ws://api/x?y".into()), "http://api/x?y");
+        assert_eq!(as_http("WSS://api:8443/".into()), "https://api:8443/");
+        assert_eq!(as_http("http://api/".into()), "http://api/");
+        assert_eq!(as_http("wsx://api/".into()), "wsx://api/");
+        assert_eq!(as_http("no scheme".into()), "no scheme");
+    }
 
     #[test]
     fn destinations_are_checked() {

@@ -1,25 +1,29 @@
-//! `CONNECT host:port` in proxy mode: a TCP stream to `host:port` opened by a wsp client
-//! that announced streams and allows the destination (its `connect` rules).
+//! Streams: `CONNECT host:port` in proxy mode (a TCP stream to `host:port`, opened by a
+//! wsp client whose `connect` rules allow it), and a caller's WebSocket handshake (to
+//! `/request` or in proxy mode), relayed to the internal API as a handshake.
 //!
-//! The request goes as any other (message 1 with `"Stream":"connect"`, and an empty
-//! message 2) over a connection of such a client; its answer (message 3) decides. 200:
-//! the caller gets `200 Connection Established`, its socket is handed over by tiny_http,
-//! and [`crate::tunnel`] carries the bytes until both ends are done. Anything else (403
-//! for a destination the client does not allow, 502 when it cannot connect) is answered
-//! as a relayed response. The caller's auth and the server's rules apply first, the rules
-//! seeing `CONNECT` and `host:port` as method and URL.
+//! The request goes as any other (message 1 with `"Stream":"connect"` or
+//! `"websocket"`, and an empty message 2) over a connection of a client that announced
+//! streams; its answer (message 3) decides. `200` to a CONNECT, `101` to a handshake:
+//! the caller gets `200 Connection Established` or the internal API's `101`, its socket
+//! is handed over by tiny_http, and [`crate::tunnel`] carries the bytes, untouched, until
+//! both ends are done. Anything else (403 for a destination the client does not allow,
+//! 502 when it cannot connect, the internal API's own refusal of the handshake) is
+//! answered as a relayed response. The caller's auth and the server's rules apply first,
+//! the rules seeing `CONNECT` and `host:port` as method and URL for a CONNECT.
 
 use std::net::TcpStream;
 use std::time::Instant;
 
-use tiny_http::{Request, UpgradedStream};
+use tiny_http::{Header, Request, Response, Upgraded, UpgradedStream};
 
 use super::metrics::Exchange;
 use super::pool::{Choice, Lease};
-use super::reply::text_response;
+use super::reply::{request_header, text_response};
 use super::request::{self, Style};
 use super::{relay, retry, Shared};
-use crate::protocol::{Role, StreamKind};
+use crate::headers::{connection_tokens, connection_tokens_of, is_hop_by_hop};
+use crate::protocol::{RequestHead, ResponseHead, Role, StreamKind};
 use crate::tunnel::{self, Ends};
 
 /// Relays one `CONNECT`, answering the caller in every case.
@@ -34,15 +38,55 @@ pub fn handle_connect(shared: &Shared, request: Request) {
         let _ = request.respond(text_response(400, &text));
         return;
     }
-    if shared.config.tls.is_some() {
-        let text = "wsp server: CONNECT is not supported on a TLS server yet";
-        let _ = request.respond(text_response(501, text));
-        return;
-    }
     let auth = shared.config.auth.is_enabled();
     let mut head = request::request_head(&request, target, Style::Proxy, auth);
     head.content_length = 0;
     head.stream = Some(StreamKind::Connect);
+    open(shared, request, head, arrival);
+}
+
+/// Relays a caller's WebSocket handshake (`Upgrade: websocket`) to `destination`, from
+/// `/request` or proxy mode, its caller authenticated already; answers in every case.
+pub fn handle_upgrade(
+    shared: &Shared,
+    request: Request,
+    destination: String,
+    style: Style,
+    arrival: Instant,
+) {
+    let auth = shared.config.auth.is_enabled();
+    let mut head = request::request_head(&request, destination, style, auth);
+    // The handshake's own hop-by-hop headers, which every other request loses.
+    for (name, value) in [("Upgrade", "websocket"), ("Connection", "Upgrade")] {
+        head.header
+            .insert(name.to_string(), vec![value.to_string()]);
+    }
+    head.content_length = 0;
+    head.stream = Some(StreamKind::WebSocket);
+    open(shared, request, head, arrival);
+}
+
+/// True for a caller's WebSocket handshake: a GET with `Upgrade: websocket` and
+/// `Connection: upgrade` and no body.
+pub fn is_websocket_upgrade(request: &Request) -> bool {
+    let upgrade = request_header(request, "Upgrade");
+    let connection = request_header(request, "Connection").unwrap_or_default();
+    *request.method() == tiny_http::Method::Get
+        && upgrade.is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
+        && connection_tokens([connection.as_str()])
+            .iter()
+            .any(|t| t == "upgrade")
+}
+
+/// Sends a stream request over a connection of a client that announced streams, and
+/// carries the stream if the client's answer opens it; answers the caller in every case.
+fn open(shared: &Shared, request: Request, head: RequestHead, arrival: Instant) {
+    if shared.config.tls.is_some() {
+        let text = "wsp server: streams (CONNECT, WebSocket upgrades) are not supported on \
+                    a TLS server yet";
+        let _ = request.respond(text_response(501, text));
+        return;
+    }
     let Some((mut request, only)) = request::admit(shared, request, &head) else {
         return;
     };
@@ -63,39 +107,71 @@ pub fn handle_connect(shared: &Shared, request: Request) {
             return relay::answer_failure(shared, lease, &head, request, error, arrival);
         }
     };
-    if started.status() != 200 {
+    let opened = match head.stream {
+        Some(StreamKind::WebSocket) => started.status() == 101,
+        _ => started.status() == 200,
+    };
+    if !opened {
         return relay::answer(shared, lease, &head, request, started, arrival);
     }
-    carry(shared, lease, request, &head.url, arrival);
+    let hand_over = match head.stream {
+        Some(StreamKind::WebSocket) => request.upgrade("websocket", switching(started.head())),
+        _ => request.tunnel(),
+    };
+    match hand_over {
+        Ok(upgraded) => carry(shared, lease, upgraded, &head, arrival),
+        // The client is streaming already: the connection is out of step, and dropped.
+        Err(e) => log::info!(
+            "{} {}: cannot take the socket over: {e}",
+            head.method,
+            head.url
+        ),
+    }
 }
 
-/// The stream itself, once the client has connected: hands the caller's socket over and
-/// relays until both ends are done. The connection goes back to the pool after a clean
-/// end, and is dropped after an aborted one.
-fn carry(shared: &Shared, mut lease: Lease<'_>, request: Request, target: &str, arrival: Instant) {
-    let caller = request.remote_addr().copied();
-    let upgraded = match request.tunnel() {
-        Ok(upgraded) => upgraded,
-        Err(e) => {
-            // The client is streaming already: the connection is out of step.
-            log::info!("CONNECT {target} from {caller:?}: cannot take the socket over: {e}");
-            return;
+/// The `101` for the caller: the internal API's headers but its hop-by-hop ones
+/// (tiny_http writes `Upgrade` and `Connection` itself).
+fn switching(head: &ResponseHead) -> Response<std::io::Empty> {
+    let tokens = connection_tokens_of(&head.header);
+    let mut response = Response::empty(101);
+    for (name, values) in &head.header {
+        if is_hop_by_hop(name, &tokens) || name.eq_ignore_ascii_case("Content-Length") {
+            continue;
         }
-    };
+        for value in values {
+            if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(h);
+            }
+        }
+    }
+    response
+}
+
+/// The stream itself, the caller's socket handed over: relays until both ends are done.
+/// The connection goes back to the pool after a clean end, and is dropped after an
+/// aborted one.
+fn carry(
+    shared: &Shared,
+    mut lease: Lease<'_>,
+    upgraded: Upgraded,
+    head: &RequestHead,
+    arrival: Instant,
+) {
+    let target = head.url.as_str();
     let conn = lease.conn();
     let client_id = conn.client_id.clone();
     let stats = conn.stats.clone();
     let UpgradedStream::Tcp(socket) = &upgraded.stream else {
-        log::warn!("CONNECT {target}: the caller's stream is not plain TCP");
+        log::warn!("{target}: the caller's stream is not plain TCP");
         return;
     };
     let Some(ws) = plain_tcp(conn.ws.get_ref()) else {
-        log::warn!("CONNECT {target}: client {client_id}'s connection is not plain TCP");
+        log::warn!("{target}: client {client_id}'s connection is not plain TCP");
         return;
     };
     let ws = match ws.try_clone() {
         Ok(ws) => ws,
-        Err(e) => return log::warn!("CONNECT {target}: cannot duplicate a socket: {e}"),
+        Err(e) => return log::warn!("{target}: cannot duplicate a socket: {e}"),
     };
     let ends = Ends {
         ws: &ws,
@@ -112,7 +188,7 @@ fn carry(shared: &Shared, mut lease: Lease<'_>, request: Request, target: &str, 
         Ok(done) => done,
         Err(e) => {
             shared.metrics.stream_ended(false, 0, 0, duration);
-            return log::warn!("CONNECT {target}: cannot start the stream: {e}");
+            return log::warn!("{target}: cannot start the stream: {e}");
         }
     };
     let clean = outcome.clean();
@@ -127,9 +203,13 @@ fn carry(shared: &Shared, mut lease: Lease<'_>, request: Request, target: &str, 
         .and(ws.set_write_timeout(timeout));
     // The access log's line, as for a request: `in` from the caller, `out` to it.
     let exchange = Exchange {
-        method: "CONNECT",
+        method: &head.method,
         destination: target,
-        status: 200,
+        status: if head.stream == Some(StreamKind::WebSocket) {
+            101
+        } else {
+            200
+        },
         bytes_in: outcome.sent,
         bytes_out: outcome.received,
         duration,

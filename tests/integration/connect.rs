@@ -8,10 +8,10 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::support::rawpeer::{RawWs, TEXT};
-use crate::support::{fd_count, get, poll, random_bytes, read_reply, thread_count, Server, Stack};
+use crate::support::{
+    fd_count, go_style_client, idle_connections, poll, random_bytes, read_reply, thread_count,
+    Server, Stack,
+};
 
 /// A client flag that allows CONNECT to any port of 127.0.0.1.
 const ALLOW_LOOPBACK: [&str; 2] = ["--allow-connect", r"127\.0\.0\.1:\d+"];
@@ -53,13 +53,6 @@ fn connect(server: &Server, target: &str, early: &[u8]) -> (TcpStream, String) {
         }
     }
     (socket, String::from_utf8_lossy(&head).into_owned())
-}
-
-/// The idle count `/status.json` shows for the only client.
-fn idle_connections(server: &Server) -> u64 {
-    let reply = get(&format!("http://{}/status.json", server.addr), &[]);
-    let status: Value = serde_json::from_slice(&reply.body).expect("JSON status");
-    status["clients"][0]["idle"].as_u64().unwrap_or(0)
 }
 
 #[test]
@@ -174,12 +167,7 @@ fn bytes_flow_both_ways_early_bytes_first_and_the_connection_serves_again() {
 #[test]
 fn a_go_style_client_alone_gets_a_501() {
     let server = Server::start(&[]);
-    let mut peer = RawWs::register(&server);
-    peer.send(TEXT, true, b"gopeer_1").expect("greeting");
-    let ready = poll(Duration::from_secs(10), || {
-        (idle_connections(&server) == 1).then_some(())
-    });
-    assert!(ready.is_some(), "the raw client never showed as idle");
+    let _peer = go_style_client(&server);
     let (mut socket, head) = connect(&server, "127.0.0.1:9", b"");
     assert!(head.starts_with("HTTP/1.1 501"), "{head}");
     let mut rest = String::new();

@@ -31,3 +31,4 @@ mod tls_roots;
 mod transparency;
 mod units;
 mod upstream;
+mod websocket;

@@ -565,6 +565,24 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
+/// The idle count `/status.json` shows for the first client listed (0 with none).
+pub fn idle_connections(server: &Server) -> u64 {
+    let reply = get(&format!("http://{}/status.json", server.addr), &[]);
+    let status: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON status");
+    status["clients"][0]["idle"].as_u64().unwrap_or(0)
+}
+
+/// A Go-style client (the raw peer: no `X-WSP-Streams` on its `/register`) with one
+/// connection, idle in `server`'s pool once this returns.
+pub fn go_style_client(server: &Server) -> rawpeer::RawWs {
+    let peer = rawpeer::RawWs::register_with(server, "gopeer_1");
+    let ready = poll(Duration::from_secs(10), || {
+        (idle_connections(server) == 1).then_some(())
+    });
+    assert!(ready.is_some(), "the raw client never showed as idle");
+    peer
+}
+
 /// How many file descriptors `pid` has open.
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -1,0 +1,342 @@
+//! A caller's WebSocket handshake on the client: sent to the internal API as the caller
+//! wrote it (its `Sec-WebSocket-*` headers, `Upgrade: websocket`), over a connection of
+//! its own. A `101` goes back as message 3 and opens the stream ([`crate::tunnel`]): the
+//! caller's frames and the API's then pass as bytes, never decoded. Any other answer
+//! (a 400, 401 or 404 from an API that will not switch) goes back as an ordinary response,
+//! its body read as its framing says, and the WebSocket serves on.
+//!
+//! ureq cannot hand over its connection after a `101`, so the handshake is written and
+//! its answer's head parsed (httparse) here, on a plain socket.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+use ureq::http;
+
+use super::connect::{self, Open};
+use super::connection::answer_error;
+use super::pool::TargetPool;
+use super::stream::Stream;
+use crate::headers::{canonical_key, connection_tokens_of, is_hop_by_hop, Headers};
+use crate::protocol::head::{to_json, SWITCHING_PROTOCOLS};
+use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
+
+/// Longest response head accepted from the internal API, and most header fields.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+const MAX_RESPONSE_HEADERS: usize = 100;
+
+/// Longest chunk-size line (with its extensions) and trailer section of a chunked body.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Headers of the caller's handshake that are not sent on: wsp's own, and those written
+/// here from the URL.
+const NOT_SENT: [&str; 6] = [
+    "host",
+    "content-length",
+    "x-proxy-destination",
+    "x-proxy-client",
+    "x-secret-key",
+    "transfer-encoding",
+];
+
+/// Serves the handshake `head` carries. `Ok(true)`: the WebSocket serves on; `Ok(false)`:
+/// the stream aborted and the WebSocket must be dropped.
+///
+/// # Errors
+/// Writing to the WebSocket failed.
+pub fn serve(
+    pool: &TargetPool,
+    ws: &mut WsConn<Stream>,
+    head: &RequestHead,
+) -> Result<bool, Error> {
+    let target = match Target::parse(&head.url) {
+        Ok(target) => target,
+        Err(why) => {
+            let text = format!("wsp client: {} {}: {why}", head.method, head.url);
+            answer_error(ws, 527, &text)?;
+            return Ok(true);
+        }
+    };
+    let Some(_open) = Open::take(pool.config.max_streams) else {
+        let max = pool.config.max_streams;
+        let text = format!("wsp client: {max} streams open already (maxstreams)");
+        answer_error(ws, 503, &text)?;
+        return Ok(true);
+    };
+    let (socket, answer, early) = match handshake(pool, head, &target) {
+        Ok(done) => done,
+        Err(e) => {
+            let text = format!("wsp client: {} {}: {e}", head.method, head.url);
+            log::info!("{text}");
+            answer_error(ws, 527, &text)?;
+            return Ok(true);
+        }
+    };
+    if answer.status != SWITCHING_PROTOCOLS {
+        log::debug!(
+            "{} {}: {} (no upgrade)",
+            head.method,
+            head.url,
+            answer.status
+        );
+        let mut body = body_reader(&answer, early, &socket);
+        ws.write_text(&to_json(&answer))?;
+        ws.write_body(&mut body, u64::try_from(answer.content_length).ok())?;
+        return Ok(true);
+    }
+    ws.write_text(&to_json(&answer))?;
+    ws.flush()?;
+    connect::carry(pool, ws, &head.url, &socket, early)
+}
+
+/// Where a handshake goes: `http://host[:port]/path?query`.
+struct Target {
+    host: String,
+    port: u16,
+    /// The `Host` header: the URL's authority.
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+        match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => {}
+            Some(s) if s.eq_ignore_ascii_case("https") => {
+                return Err(
+                    "WebSocket upgrades to https:// internal APIs are not supported yet"
+                        .to_string(),
+                )
+            }
+            _ => return Err("not an http:// URL".to_string()),
+        }
+        let authority = uri.authority().ok_or("no host")?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        Ok(Target {
+            host: authority.host().to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_string(),
+            path: if path.is_empty() { "/" } else { path }.to_string(),
+        })
+    }
+}
+
+/// Connects, sends the handshake and reads the answer's head. Returns the socket, the
+/// answer as message 3, and the bytes read past its head.
+fn handshake(
+    pool: &TargetPool,
+    head: &RequestHead,
+    target: &Target,
+) -> io::Result<(TcpStream, ResponseHead, Vec<u8>)> {
+    let mut socket = connect::open(&format!("{}:{}", target.host, target.port))?;
+    let timeout = Some(pool.config.request_timeout);
+    socket.set_read_timeout(timeout)?;
+    socket.set_write_timeout(timeout)?;
+    socket.write_all(request_text(head, target).as_bytes())?;
+    let (answer, early) = read_answer(&mut socket)?;
+    Ok((socket, answer, early))
+}
+
+/// The handshake as the internal API gets it.
+fn request_text(head: &RequestHead, target: &Target) -> String {
+    let mut text = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+        target.path, target.authority
+    );
+    let tokens = connection_tokens_of(&head.header);
+    for (name, values) in &head.header {
+        let skipped = NOT_SENT.iter().any(|n| name.eq_ignore_ascii_case(n));
+        if skipped || is_hop_by_hop(name, &tokens) {
+            continue;
+        }
+        for value in values {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    text.push_str("\r\n");
+    text
+}
+
+/// Reads the answer's head; returns it as message 3 and the bytes read past it.
+fn read_answer(socket: &mut TcpStream) -> io::Result<(ResponseHead, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut chunk)?;
+        if n == 0 {
+            let why = "the internal API closed the connection before answering";
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, why));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        let parsed = response
+            .parse(&buf)
+            .map_err(|e| invalid(format!("unreadable answer: {e}")))?;
+        if let httparse::Status::Complete(len) = parsed {
+            let answer = message_3(&response)?;
+            return Ok((answer, buf.split_off(len)));
+        }
+        if buf.len() > MAX_RESPONSE_HEAD {
+            return Err(invalid(format!(
+                "answer head over {MAX_RESPONSE_HEAD} bytes"
+            )));
+        }
+    }
+}
+
+/// The answer as message 3: its status, its headers but the hop-by-hop ones, and its
+/// body's length when `Content-Length` gives it (-1 otherwise; 0 for a 101).
+fn message_3(response: &httparse::Response<'_, '_>) -> io::Result<ResponseHead> {
+    let status = response.code.ok_or_else(|| invalid("no status".into()))?;
+    let mut all = Headers::new();
+    for field in response.headers.iter() {
+        let value = std::str::from_utf8(field.value)
+            .map_err(|_| invalid(format!("header {} is not UTF-8", field.name)))?;
+        let values = all.entry(canonical_key(field.name)).or_default();
+        values.push(value.to_string());
+    }
+    let tokens = connection_tokens_of(&all);
+    let chunked = all.contains_key("Transfer-Encoding");
+    let length = match all.get("Content-Length").and_then(|v| v.first()) {
+        _ if status == SWITCHING_PROTOCOLS || status == 204 || status == 304 => 0,
+        _ if chunked => -1,
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("Content-Length {v:?}")))?,
+        None => -1,
+    };
+    let mut header = Headers::new();
+    for (name, values) in all {
+        let dropped = is_hop_by_hop(&name, &tokens) || (chunked && name == "Content-Length");
+        if !dropped {
+            header.insert(name, values);
+        }
+    }
+    Ok(ResponseHead {
+        status,
+        header,
+        content_length: length,
+    })
+}
+
+/// The body of an answer that did not switch, as its framing says: its `Content-Length`,
+/// chunks, or up to the end of the connection.
+fn body_reader<'a>(
+    answer: &ResponseHead,
+    early: Vec<u8>,
+    socket: &'a TcpStream,
+) -> Box<dyn Read + 'a> {
+    let rest = io::Cursor::new(early).chain(socket);
+    let chunked = answer
+        .header
+        .get("Transfer-Encoding")
+        .is_some_and(|v| v.iter().any(|v| v.to_ascii_lowercase().contains("chunked")));
+    match u64::try_from(answer.content_length) {
+        Ok(length) => Box::new(rest.take(length)),
+        Err(_) if chunked => Box::new(Chunked::new(rest)),
+        Err(_) => Box::new(rest),
+    }
+}
+
+/// A chunked body (RFC 9112 §7.1), decoded; trailers are read and dropped.
+struct Chunked<R> {
+    inner: BufReader<R>,
+    /// Bytes left in the current chunk.
+    left: u64,
+    done: bool,
+}
+
+impl<R: Read> Chunked<R> {
+    fn new(inner: R) -> Self {
+        Chunked {
+            inner: BufReader::new(inner),
+            left: 0,
+            done: false,
+        }
+    }
+
+    /// Reads a line (CRLF kept), at most [`MAX_CHUNK_LINE`] bytes.
+    fn line(&mut self) -> io::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        (&mut self.inner)
+            .take(MAX_CHUNK_LINE as u64)
+            .read_until(b'\n', &mut line)?;
+        if !line.ends_with(b"\n") {
+            return Err(invalid("a chunk line broke off or is too long".into()));
+        }
+        Ok(line)
+    }
+
+    /// Starts the next chunk; false after the last one (and its trailers).
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        let line = self.line()?;
+        let size = match httparse::parse_chunk_size(&line) {
+            Ok(httparse::Status::Complete((_, size))) => size,
+            _ => return Err(invalid("bad chunk size".into())),
+        };
+        if size == 0 {
+            while self.line()? != b"\r\n" {}
+            return Ok(false);
+        }
+        self.left = size;
+        Ok(true)
+    }
+}
+
+impl<R: Read> Read for Chunked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 && !self.next_chunk()? {
+            self.done = true;
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "chunk cut short",
+            ));
+        }
+        self.left -= n as u64;
+        if self.left == 0 && self.line()? != b"\r\n" {
+            return Err(invalid("a chunk does not end with CRLF".into()));
+        }
+        Ok(n)
+    }
+}
+
+fn invalid(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::Chunked;
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        let wire = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        let mut body = String::new();
+        let mut reader = Chunked::new(&wire[..]);
+        reader.read_to_string(&mut body).expect("decoded");
+        assert_eq!(body, "hello, world");
+        for bad in [
+            &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"5\r\nhel",
+        ] {
+            let mut sink = Vec::new();
+            assert!(Chunked::new(bad).read_to_end(&mut sink).is_err(), "{bad:?}");
+        }
+    }
+}

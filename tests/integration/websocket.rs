@@ -1,0 +1,291 @@
+//! A caller's WebSocket through the tunnel, with real WebSocket peers on both sides:
+//! tungstenite as the caller and as the internal API (an echo service that also reports
+//! the handshake it saw). The oracle is the same conversation with the API directly.
+
+// tungstenite's handshake errors are large by its design.
+#![allow(clippy::result_large_err)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver};
+use std::thread;
+use std::time::Duration;
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::server::{Request, Response};
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::{Message, WebSocket};
+
+use crate::support::{go_style_client, poll, random_bytes, Server, Stack};
+
+/// The internal API: echoes every message back, answers pings (tungstenite does), and
+/// offers the subprotocol `chat` when asked. Reports each handshake's headers, and
+/// whether the caller's close reached it.
+fn echo_api() -> (String, Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let (events, seen) = channel();
+    thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(socket) = socket else { return };
+            let events = events.clone();
+            thread::spawn(move || {
+                let callback = |request: &Request, mut response: Response| {
+                    let headers = format!("{:?}", request.headers());
+                    let _ = events.send(format!("handshake {} {headers}", request.uri()));
+                    let asked = request.headers().get("Sec-WebSocket-Protocol");
+                    if asked.is_some_and(|p| p.to_str().unwrap_or("").contains("chat")) {
+                        let chat = "chat".parse().expect("header value");
+                        response
+                            .headers_mut()
+                            .insert("Sec-WebSocket-Protocol", chat);
+                    }
+                    Ok(response)
+                };
+                let Ok(mut ws) = tungstenite::accept_hdr(socket, callback) else {
+                    return;
+                };
+                loop {
+                    match ws.read() {
+                        Ok(Message::Text(t)) if t.as_str() == "close please" => {
+                            let _ = ws.close(None);
+                        }
+                        Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                            if ws.send(m).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Message::Close(_)) => {
+                            let _ = events.send("closed by the caller".to_string());
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A handshake to `server`'s `/request` for `url`, subprotocol `protocol` if any.
+fn handshake(
+    server: &Server,
+    url: &str,
+    protocol: Option<&str>,
+) -> Result<(WebSocket<TcpStream>, ClientResponse), ClientFailure> {
+    let socket = TcpStream::connect(server.addr).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("time-out");
+    let mut request = format!("ws://{}/request", server.addr)
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert("X-PROXY-DESTINATION", url.parse().expect("value"));
+    if let Some(p) = protocol {
+        headers.insert("Sec-WebSocket-Protocol", p.parse().expect("value"));
+    }
+    tungstenite::client(request, socket)
+}
+
+type ClientResponse = tungstenite::handshake::client::Response;
+type ClientFailure =
+    tungstenite::HandshakeError<tungstenite::handshake::client::ClientHandshake<TcpStream>>;
+
+/// The answer to a handshake that did not switch protocols: its status and body.
+fn refused(
+    handshake: Result<(WebSocket<TcpStream>, ClientResponse), ClientFailure>,
+) -> (u16, String) {
+    match handshake {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(body).into_owned(),
+            )
+        }
+        Err(e) => panic!("expected an HTTP answer, got {e:?}"),
+        Ok(_) => panic!("expected an HTTP answer, got a WebSocket"),
+    }
+}
+
+/// A WebSocket to `url` through `server`'s `/request` (`X-PROXY-DESTINATION: url`).
+fn through(server: &Server, url: &str, protocol: Option<&str>) -> WebSocket<TcpStream> {
+    let (ws, response) = handshake(server, url, protocol).expect("handshake through wsp");
+    if protocol.is_some() {
+        let chosen = response.headers().get("Sec-WebSocket-Protocol");
+        assert_eq!(chosen.map(|v| v.as_bytes()), Some(&b"chat"[..]));
+    }
+    ws
+}
+
+fn next_data(ws: &mut WebSocket<TcpStream>) -> Message {
+    loop {
+        match ws.read().expect("read") {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            m => return m,
+        }
+    }
+}
+
+const ALLOW_ALL: [&str; 0] = [];
+
+#[test]
+fn a_websocket_passes_text_binary_fragments_pings_and_closes() {
+    let (api, seen) = echo_api();
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    let mut ws = through(
+        &stack.server,
+        &format!("ws://{api}/echo?room=1"),
+        Some("chat"),
+    );
+    let handshake = seen
+        .recv_timeout(Duration::from_secs(5))
+        .expect("handshake");
+    assert!(
+        handshake.starts_with("handshake /echo?room=1 "),
+        "{handshake}"
+    );
+    assert!(handshake.contains("sec-websocket-key"), "{handshake}");
+    ws.send(Message::text("hello")).expect("text");
+    assert_eq!(next_data(&mut ws), Message::text("hello"));
+    let binary = random_bytes(300_000, 3);
+    ws.send(Message::binary(binary.clone())).expect("binary");
+    assert_eq!(next_data(&mut ws), Message::binary(binary));
+    // A message in three fragments comes back whole (the API reassembled it).
+    let parts = [&b"frag"[..], b"ment", b"ed"];
+    for (i, part) in parts.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let frame = Frame::message(part.to_vec(), OpCode::Data(opcode), i == parts.len() - 1);
+        ws.write(Message::Frame(frame)).expect("fragment");
+    }
+    ws.flush().expect("flush");
+    assert_eq!(next_data(&mut ws), Message::text("fragmented"));
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .expect("ping");
+    let pong = loop {
+        match ws.read().expect("read") {
+            Message::Pong(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(&pong[..], b"are you there");
+    // The caller closes: the API hears it.
+    ws.close(None).expect("close");
+    let _ = ws.read();
+    // Closing handshake done; the caller then closes its socket, as TCP wants.
+    drop(ws);
+    let heard = poll(Duration::from_secs(10), || {
+        seen.try_iter()
+            .any(|e| e == "closed by the caller")
+            .then_some(())
+    });
+    assert!(heard.is_some(), "the caller's close never reached the API");
+    stack.server.proc.wait_log("stream ended");
+}
+
+#[test]
+fn the_api_closing_reaches_the_caller_and_the_connection_serves_again() {
+    let (api, _seen) = echo_api();
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    let mut ws = through(&stack.server, &format!("http://{api}/"), None);
+    ws.send(Message::text("close please")).expect("ask");
+    let closed = loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the API's close frame never came through");
+    // Requests still go through, over the connection the stream gave back or another.
+    let reply = stack.relay("GET", "/hello", &[], None);
+    assert_eq!(reply.text(), "hello world");
+}
+
+#[test]
+fn a_handshake_the_api_refuses_comes_back_as_its_answer() {
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    // The test API is no WebSocket server: it answers the handshake as a GET.
+    let answer = refused(handshake(&stack.server, &stack.url("/hello"), None));
+    assert_eq!(answer, (200, "hello world".to_string()));
+    let reply = stack.relay("GET", "/hello", &[], None);
+    assert_eq!(reply.text(), "hello world");
+}
+
+#[test]
+fn a_hundred_mib_each_way_with_flat_memory() {
+    let (api, _seen) = echo_api();
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    let mut ws = through(&stack.server, &format!("ws://{api}/"), None);
+    let piece = random_bytes(1 << 20, 11);
+    for i in 0..100u8 {
+        let mut message = piece.clone();
+        message[0] = i;
+        ws.send(Message::binary(message.clone())).expect("send");
+        assert!(
+            next_data(&mut ws) == Message::binary(message),
+            "piece {i} differs"
+        );
+    }
+    ws.close(None).expect("close");
+    let server_rss = stack.server.proc.peak_rss_kib();
+    let client_rss = stack.client.peak_rss_kib();
+    assert!(server_rss < 32 * 1024, "server peak RSS {server_rss} KiB");
+    assert!(client_rss < 32 * 1024, "client peak RSS {client_rss} KiB");
+}
+
+#[test]
+fn a_go_style_client_alone_gets_a_501_for_a_websocket() {
+    let (api, _seen) = echo_api();
+    let server = Server::start(&[]);
+    let _peer = go_style_client(&server);
+    let (status, text) = refused(handshake(&server, &format!("ws://{api}/"), None));
+    assert_eq!(status, 501);
+    assert!(
+        text.contains("no connected client supports streams"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_websocket_in_proxy_mode_passes_too() {
+    let (api, seen) = echo_api();
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    let mut socket = TcpStream::connect(stack.server.addr).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("time-out");
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let handshake = format!(
+        "GET http://{api}/proxied HTTP/1.1\r\nHost: {api}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    socket.write_all(handshake.as_bytes()).expect("handshake");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).expect("101 head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // RFC 6455's own example key and accept value.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let seen_handshake = seen
+        .recv_timeout(Duration::from_secs(5))
+        .expect("handshake");
+    assert!(
+        seen_handshake.starts_with("handshake /proxied "),
+        "{seen_handshake}"
+    );
+    let mut ws = WebSocket::from_raw_socket(socket, tungstenite::protocol::Role::Client, None);
+    ws.send(Message::text("through the proxy")).expect("text");
+    assert_eq!(next_data(&mut ws), Message::text("through the proxy"));
+}
