@@ -8,6 +8,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use crate::support::tls::{Pki, TlsFront};
 use crate::support::{
     fd_count, go_style_client, idle_connections, poll, random_bytes, read_reply, thread_count,
     Server, Stack,
@@ -254,4 +255,39 @@ fn connect_with_no_client_at_all_is_answered_as_a_request_would_be() {
     // As for /request with no client: the busy status (526 by default, as Go's).
     assert_eq!(reply.status, 526, "{}", reply.text());
     assert_eq!(reply.text().trim_end(), "No proxy available");
+}
+
+#[test]
+fn curl_reaches_an_https_api_through_connect_with_tls_end_to_end() {
+    let stack = Stack::start(&[], &ALLOW_LOOPBACK);
+    let pki = Pki::new();
+    let front = TlsFront::start(&pki, stack.upstream.addr());
+    let url = format!("https://127.0.0.1:{}/hello", front.addr.port());
+    let direct = Command::new("curl")
+        .args(["-sS", "--cacert", pki.ca_path(), &url])
+        .output()
+        .expect("curl");
+    assert!(
+        direct.status.success(),
+        "{}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    let proxy = format!("http://{}", stack.server.addr);
+    let tunneled = Command::new("curl")
+        .args(["-sS", "--cacert", pki.ca_path(), "-x", &proxy, &url])
+        .output()
+        .expect("curl");
+    assert!(
+        tunneled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tunneled.stderr)
+    );
+    assert_eq!(tunneled.stdout, direct.stdout);
+    assert_eq!(String::from_utf8_lossy(&tunneled.stdout), "hello world");
+    // curl tunnels https:// through CONNECT whatever -p says.
+    let line = stack.server.proc.wait_log("stream ended");
+    assert!(
+        line.contains(&format!("CONNECT 127.0.0.1:{}", front.addr.port())),
+        "{line}"
+    );
 }
