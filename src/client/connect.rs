@@ -18,7 +18,9 @@ use super::stream::Stream;
 use crate::headers::Headers;
 use crate::protocol::head::to_json;
 use crate::protocol::{Error, RequestHead, ResponseHead, Role, WsConn};
-use crate::tunnel::{self, Ends};
+use rustls::StreamOwned;
+
+use crate::tunnel::{self, End, Ends};
 
 /// How long opening the TCP connection may take, over all of the host's addresses.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,28 +91,23 @@ pub fn serve(
     };
     ws.write_text(&to_json(&established))?;
     ws.flush()?;
-    carry(pool, ws, target, &socket, Vec::new())
+    carry(pool, ws, target, End::plain(&socket), Vec::new())
 }
 
-/// The stream, once open: `socket` is the internal service's, and `early` what it sent
-/// already (read with the answer to a handshake). `Ok(true)` after a clean end.
+/// The stream, once open: `socket` is the internal service's end, and `early` what it
+/// sent already (read with the answer to a handshake). `Ok(true)` after a clean end.
 pub(super) fn carry(
     pool: &TargetPool,
     ws: &mut WsConn<Stream>,
     target: &str,
-    socket: &TcpStream,
+    socket: End<'_>,
     early: Vec<u8>,
 ) -> Result<bool, Error> {
-    let Stream::Plain(plain) = ws.get_ref() else {
-        // Never announced over TLS, so never asked.
-        log::warn!("CONNECT {target}: a stream over TLS cannot be carried");
-        return Ok(false);
-    };
-    let plain = plain.try_clone()?;
+    let ws_unread = ws.take_unread();
     let ends = Ends {
-        ws: &plain,
+        ws: end_of(ws.get_mut()),
         role: Role::Client,
-        ws_unread: ws.take_unread(),
+        ws_unread,
         socket,
         early,
         idle_timeout: pool.config.stream_idle_timeout,
@@ -128,9 +125,21 @@ pub(super) fn carry(
     );
     // The stream set its own time-outs on the socket: the connection's come back.
     let timeout = Some(pool.config.request_timeout);
-    plain.set_read_timeout(timeout)?;
-    plain.set_write_timeout(timeout)?;
+    let tcp = ws.get_ref().tcp();
+    tcp.set_read_timeout(timeout)?;
+    tcp.set_write_timeout(timeout)?;
     Ok(outcome.clean())
+}
+
+/// The WebSocket's end of a stream: its socket, and its TLS session over `wss://`.
+fn end_of(stream: &mut Stream) -> End<'_> {
+    match stream {
+        Stream::Plain(socket) => End::plain(socket),
+        Stream::Tls(tls) => {
+            let StreamOwned { conn, sock } = &mut **tls;
+            End::tls(&mut **conn, sock)
+        }
+    }
 }
 
 /// Connects to `host:port`, trying each address in turn.

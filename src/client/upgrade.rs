@@ -20,6 +20,7 @@ use super::stream::Stream;
 use crate::headers::{canonical_key, connection_tokens_of, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, SWITCHING_PROTOCOLS};
 use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
+use crate::tunnel::End;
 
 /// Longest response head accepted from the internal API, and most header fields.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -86,7 +87,7 @@ pub fn serve(
     }
     ws.write_text(&to_json(&answer))?;
     ws.flush()?;
-    connect::carry(pool, ws, &head.url, &socket, early)
+    connect::carry(pool, ws, &head.url, End::plain(&socket), early)
 }
 
 /// Where a handshake goes: `http://host[:port]/path?query`.

@@ -12,7 +12,6 @@
 //! answered as a relayed response. The caller's auth and the server's rules apply first,
 //! the rules seeing `CONNECT` and `host:port` as method and URL for a CONNECT.
 
-use std::net::TcpStream;
 use std::time::Instant;
 
 use tiny_http::{Header, Request, Response, Upgraded, UpgradedStream};
@@ -24,7 +23,7 @@ use super::request::{self, Style};
 use super::{relay, retry, Shared};
 use crate::headers::{connection_tokens, connection_tokens_of, is_hop_by_hop};
 use crate::protocol::{RequestHead, ResponseHead, Role, StreamKind};
-use crate::tunnel::{self, Ends};
+use crate::tunnel::{self, End, Ends};
 
 /// Relays one `CONNECT`, answering the caller in every case.
 pub fn handle_connect(shared: &Shared, request: Request) {
@@ -153,7 +152,7 @@ fn switching(head: &ResponseHead) -> Response<std::io::Empty> {
 fn carry(
     shared: &Shared,
     mut lease: Lease<'_>,
-    upgraded: Upgraded,
+    mut upgraded: Upgraded,
     head: &RequestHead,
     arrival: Instant,
 ) {
@@ -161,24 +160,19 @@ fn carry(
     let conn = lease.conn();
     let client_id = conn.client_id.clone();
     let stats = conn.stats.clone();
-    let UpgradedStream::Tcp(socket) = &upgraded.stream else {
-        log::warn!("{target}: the caller's stream is not plain TCP");
-        return;
+    let ws_unread = conn.ws.take_unread();
+    let Some(ws) = end_of(conn.ws.get_mut()) else {
+        return log::warn!("{target}: client {client_id}'s connection cannot carry a stream");
     };
-    let Some(ws) = plain_tcp(conn.ws.get_ref()) else {
-        log::warn!("{target}: client {client_id}'s connection is not plain TCP");
-        return;
-    };
-    let ws = match ws.try_clone() {
-        Ok(ws) => ws,
-        Err(e) => return log::warn!("{target}: cannot duplicate a socket: {e}"),
+    let Some(socket) = end_of(&mut upgraded.stream) else {
+        return log::warn!("{target}: the caller's connection cannot carry a stream");
     };
     let ends = Ends {
-        ws: &ws,
+        ws,
         role: Role::Server,
-        ws_unread: conn.ws.take_unread(),
+        ws_unread,
         socket,
-        early: upgraded.leftover,
+        early: std::mem::take(&mut upgraded.leftover),
         idle_timeout: shared.config.stream_idle_timeout,
     };
     shared.metrics.stream_opened();
@@ -198,9 +192,10 @@ fn carry(
     conn.ws.put_unread(unread);
     // The stream set its own time-outs on the socket: the connection's come back.
     let timeout = Some(shared.config.request_timeout);
-    let restored = ws
-        .set_read_timeout(timeout)
-        .and(ws.set_write_timeout(timeout));
+    let restored = conn.ws.get_ref().tcp().map(|ws| {
+        ws.set_read_timeout(timeout)
+            .and(ws.set_write_timeout(timeout))
+    });
     // The access log's line, as for a request: `in` from the caller, `out` to it.
     let exchange = Exchange {
         method: &head.method,
@@ -223,15 +218,21 @@ fn carry(
     if !clean {
         shared.metrics.count_failed(&stats);
     }
-    if clean && restored.is_ok() {
+    if clean && matches!(restored, Some(Ok(()))) {
         lease.release();
     }
 }
 
-/// The TCP socket of a plain (not TLS) connection.
-fn plain_tcp(stream: &UpgradedStream) -> Option<&TcpStream> {
+/// A stream end over an upgraded connection: its socket, and its TLS session if any.
+/// `None` over a Unix socket.
+fn end_of(stream: &mut UpgradedStream) -> Option<End<'_>> {
     match stream {
-        UpgradedStream::Tcp(socket) => Some(socket),
+        UpgradedStream::Tcp(socket) => Some(End::plain(socket)),
+        UpgradedStream::Tls(tls) => {
+            let (session, socket) = tls.session()?;
+            Some(End::tls(&mut **session, socket))
+        }
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }

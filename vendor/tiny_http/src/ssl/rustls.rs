@@ -124,6 +124,15 @@ impl TlsStream {
         }
     }
 
+    /// wsp patch: the rustls session and the TCP socket under it, borrowed, for a user
+    /// that drives them itself: wsp splits a stream between a reading and a writing
+    /// thread, sharing the session behind its own lock. `None` over a Unix socket. The
+    /// session is past its handshake: an upgraded request was read through it.
+    pub fn session(&mut self) -> Option<(&mut rustls::ServerConnection, &std::net::TcpStream)> {
+        let Tls { conn, sock, .. } = &mut self.0;
+        sock.tcp().map(|tcp| (conn, tcp))
+    }
+
     /// Sends `close_notify` (without waiting) and shuts the socket down both ways.
     pub fn shutdown(&mut self) -> io::Result<()> {
         if !self.0.conn.is_handshaking() {

@@ -10,23 +10,25 @@
 //! both ways for the idle time-out. Both sockets are then shut down, and the WebSocket,
 //! out of step, is dropped: the peer sees it end and aborts its side.
 //!
-//! Two threads, each with its own handle on each socket (duplicates of the descriptors,
-//! closed when the stream ends): the calling one carries WebSocket → socket, a scoped one
-//! socket → WebSocket. A stream holds one buffer per direction ([`PIECE`]), whatever it
-//! carries. Only plain TCP can be split this way: a TLS stream's state is one object.
-//! Neither wsp side pings a WebSocket while it carries a stream (only idle ones), so
-//! the two threads never write a frame at the same time.
+//! Two threads share each end ([`End`], plain or TLS): the calling one carries WebSocket
+//! → socket, a scoped one socket → WebSocket. A stream holds one buffer per direction
+//! ([`PIECE`]), whatever it carries.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+pub use end::End;
+
+use end::EndReader;
+
 use crate::protocol::{Error, Role, WsConn};
 use crate::sys::poll;
+
+mod end;
 
 /// The largest piece read from the socket and sent as one message.
 pub const PIECE: usize = 32 * 1024;
@@ -51,17 +53,17 @@ impl Outcome {
 }
 
 /// The two ends of a stream and how long it may stay silent.
-pub struct Ends<'a> {
-    /// The WebSocket's socket (its descriptor is duplicated, never taken).
-    pub ws: &'a TcpStream,
+pub struct Ends<'w, 's> {
+    /// The WebSocket's socket (plain or TLS), borrowed for the stream.
+    pub ws: End<'w>,
     /// Which end of the WebSocket this side is (who masks).
     pub role: Role,
     /// Bytes the WebSocket's reader had already read past the heads.
     pub ws_unread: Vec<u8>,
-    /// The other socket.
-    pub socket: &'a TcpStream,
+    /// The other socket: the caller's, or the internal service's.
+    pub socket: End<'s>,
     /// Bytes of the stream read from the other socket with the head (a CONNECT's early
-    /// data): sent first.
+    /// data, what the internal API sent right behind its 101): sent first.
     pub early: Vec<u8>,
     /// Silence both ways for this long aborts the stream.
     pub idle_timeout: Duration,
@@ -69,45 +71,55 @@ pub struct Ends<'a> {
 
 /// Relays until both directions have ended or the stream aborts. Returns the outcome and
 /// the bytes the WebSocket's reader read past the stream's end (the next request's, on
-/// the client), to put back into the connection.
+/// the client), to put back into the connection. The sockets' time-outs are the
+/// stream's afterwards: the caller sets its own again.
 ///
 /// # Errors
-/// Only when the sockets cannot be duplicated or set up; the stream then never started.
-pub fn relay(ends: Ends<'_>) -> io::Result<(Outcome, Vec<u8>)> {
-    let ws_read = ends.ws.try_clone()?;
-    let ws_write = ends.ws.try_clone()?;
-    let socket_read = ends.socket.try_clone()?;
-    let mut socket_write = ends.socket.try_clone()?;
-    let watch = Watch::new(ends.idle_timeout);
+/// Only when the sockets cannot be set up; the stream then never started.
+pub fn relay(ends: Ends<'_, '_>) -> io::Result<(Outcome, Vec<u8>)> {
+    let Ends {
+        ws,
+        role,
+        ws_unread,
+        socket,
+        early,
+        idle_timeout,
+    } = ends;
+    let watch = Watch::new(idle_timeout);
     // A socket read wakes up at least every tick to look whether the stream is still
     // alive both ways. Once a message has begun, the rest of it must come within the
     // idle time-out (a read cannot be retried mid-frame).
-    socket_read.set_read_timeout(Some(watch.tick()))?;
-    ws_read.set_read_timeout(Some(ends.idle_timeout))?;
-    for s in [&ws_write, &socket_write] {
-        s.set_write_timeout(Some(ends.idle_timeout))?;
-    }
-    let mut ws_in = WsConn::with_leftover(ws_read, ends.ws_unread, ends.role);
-    let mut ws_out = WsConn::new(ws_write, ends.role);
+    socket.socket().set_read_timeout(Some(watch.tick()))?;
+    ws.socket().set_read_timeout(Some(idle_timeout))?;
+    ws.socket().set_write_timeout(Some(idle_timeout))?;
+    socket.socket().set_write_timeout(Some(idle_timeout))?;
+    let mut ws_in = WsConn::with_leftover(ws.reader(), ws_unread, role);
+    let mut ws_out = WsConn::new(ws.writer(), role);
+    let abort = |e: &Error| {
+        watch.abort(e, || {
+            ws.abort();
+            socket.abort();
+        })
+    };
     let (received, sent) = thread::scope(|scope| {
         let up = thread::Builder::new()
             .name("stream-up".into())
             .spawn_scoped(scope, || {
-                let sent = send_all(&watch, socket_read, ends.early, &mut ws_out);
+                let sent = send_all(&watch, socket.reader(), early, &mut ws_out);
                 if let Err(e) = &sent {
-                    watch.abort(&[ends.ws, ends.socket], e);
+                    abort(e);
                 }
                 sent
             });
-        let received = receive_all(&watch, &mut ws_in, &mut socket_write);
+        let received = receive_all(&watch, &ws, &mut ws_in, &socket);
         if let Err(e) = &received {
-            watch.abort(&[ends.ws, ends.socket], e);
+            abort(e);
         }
         let sent = match up {
             Ok(handle) => handle.join().unwrap_or(Err(Error::Closed)),
             Err(e) => {
                 let e = Error::Io(e);
-                watch.abort(&[ends.ws, ends.socket], &e);
+                abort(&e);
                 Err(e)
             }
         };
@@ -129,11 +141,11 @@ pub fn relay(ends: Ends<'_>) -> io::Result<(Outcome, Vec<u8>)> {
 }
 
 /// Socket → WebSocket until the socket's end, then the end message.
-fn send_all(
+fn send_all<W: Read + Write>(
     watch: &Watch,
-    mut socket: TcpStream,
+    mut socket: EndReader<'_, '_>,
     early: Vec<u8>,
-    ws: &mut WsConn<TcpStream>,
+    ws: &mut WsConn<W>,
 ) -> Result<u64, Error> {
     if !early.is_empty() {
         send_piece(watch, ws, &early)?;
@@ -158,7 +170,11 @@ fn send_all(
     }
 }
 
-fn send_piece(watch: &Watch, ws: &mut WsConn<TcpStream>, piece: &[u8]) -> Result<(), Error> {
+fn send_piece<W: Read + Write>(
+    watch: &Watch,
+    ws: &mut WsConn<W>,
+    piece: &[u8],
+) -> Result<(), Error> {
     watch.check()?;
     ws.write_body(&mut &piece[..], Some(piece.len() as u64))?;
     watch.sent.fetch_add(piece.len() as u64, Ordering::Relaxed);
@@ -167,14 +183,19 @@ fn send_piece(watch: &Watch, ws: &mut WsConn<TcpStream>, piece: &[u8]) -> Result
 }
 
 /// WebSocket → socket until the end message, then the socket's writing side is shut.
-fn receive_all(
+fn receive_all<R: Read + Write>(
     watch: &Watch,
-    ws: &mut WsConn<TcpStream>,
-    socket: &mut TcpStream,
+    ws_end: &End<'_>,
+    ws: &mut WsConn<R>,
+    socket: &End<'_>,
 ) -> Result<u64, Error> {
+    let mut out = socket.writer();
     let mut buf = vec![0u8; PIECE];
     loop {
-        while !ws.has_buffered() && !poll::readable(ws.get_ref(), watch.tick())? {
+        while !ws.has_buffered()
+            && !ws_end.pending()
+            && !poll::readable(ws_end.socket(), watch.tick())?
+        {
             watch.check()?;
         }
         let mut message = ws.body_reader();
@@ -184,13 +205,13 @@ fn receive_all(
             if n == 0 {
                 break;
             }
-            socket.write_all(&buf[..n])?;
+            out.write_all(&buf[..n])?;
             length += n as u64;
             watch.received.fetch_add(n as u64, Ordering::Relaxed);
             watch.heard();
         }
         if length == 0 {
-            let _ = socket.shutdown(Shutdown::Write);
+            socket.shutdown_write();
             return Ok(watch.received.load(Ordering::Relaxed));
         }
     }
@@ -257,14 +278,13 @@ impl Watch {
         self.aborted.load(Ordering::Relaxed)
     }
 
-    /// Ends the stream both ways: the other thread's blocked read or write returns.
-    fn abort(&self, sockets: &[&TcpStream], cause: &Error) {
+    /// Ends the stream both ways (`shut`, which shuts both sockets down): the other
+    /// thread's blocked read or write returns. The first cause is kept.
+    fn abort(&self, cause: &Error, shut: impl FnOnce()) {
         if !self.aborted.swap(true, Ordering::Relaxed) {
             *self.cause.lock() = Some(cause.to_string());
         }
-        for s in sockets {
-            let _ = s.shutdown(Shutdown::Both);
-        }
+        shut();
     }
 }
 
