@@ -126,13 +126,8 @@ fn connect(target: &Url) -> Result<TcpStream, String> {
     Err(last)
 }
 
-/// The `/register` request. Over `ws://` it announces streams ([`STREAMS_HEADER`]): a
-/// stream's two threads need a plain socket each, and a TLS stream cannot be split.
+/// The `/register` request; it announces streams ([`STREAMS_HEADER`]).
 fn upgrade_request(target: &Url, key: &str, secret: &Secret) -> String {
-    let streams = match target.scheme() {
-        "ws" => format!("{STREAMS_HEADER}: 1\r\n"),
-        _ => String::new(),
-    };
     let host = match (target.host_str(), target.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
@@ -144,7 +139,7 @@ fn upgrade_request(target: &Url, key: &str, secret: &Secret) -> String {
     };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-SECRET-KEY: {}\r\n{streams}\r\n",
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nX-SECRET-KEY: {}\r\n{STREAMS_HEADER}: 1\r\n\r\n",
         secret.expose()
     )
 }

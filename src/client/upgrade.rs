@@ -6,10 +6,15 @@
 //! its body read as its framing says, and the WebSocket serves on.
 //!
 //! ureq cannot hand over its connection after a `101`, so the handshake is written and
-//! its answer's head parsed (httparse) here, on a plain socket.
+//! its answer's head parsed (httparse) here, on a socket of its own (TLS for an
+//! `https://` or `wss://` destination, trusting what the client trusts for its targets).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use ureq::http;
 
@@ -64,7 +69,7 @@ pub fn serve(
         answer_error(ws, 503, &text)?;
         return Ok(true);
     };
-    let (socket, answer, early) = match handshake(pool, head, &target) {
+    let (mut upstream, answer, early) = match handshake(pool, head, &target) {
         Ok(done) => done,
         Err(e) => {
             let text = format!("wsp client: {} {}: {e}", head.method, head.url);
@@ -80,20 +85,22 @@ pub fn serve(
             head.url,
             answer.status
         );
-        let mut body = body_reader(&answer, early, &socket);
+        let mut body = body_reader(&answer, early, &mut upstream);
         ws.write_text(&to_json(&answer))?;
         ws.write_body(&mut body, u64::try_from(answer.content_length).ok())?;
         return Ok(true);
     }
     ws.write_text(&to_json(&answer))?;
     ws.flush()?;
-    connect::carry(pool, ws, &head.url, End::plain(&socket), early)
+    connect::carry(pool, ws, &head.url, upstream.end(), early)
 }
 
-/// Where a handshake goes: `http://host[:port]/path?query`.
+/// Where a handshake goes: `http(s)://host[:port]/path?query`.
 struct Target {
     host: String,
     port: u16,
+    /// `https://`: TLS to the internal API.
+    tls: bool,
     /// The `Host` header: the URL's authority.
     authority: String,
     path: String,
@@ -102,41 +109,102 @@ struct Target {
 impl Target {
     fn parse(url: &str) -> Result<Target, String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
-        match uri.scheme_str() {
-            Some(s) if s.eq_ignore_ascii_case("http") => {}
-            Some(s) if s.eq_ignore_ascii_case("https") => {
-                return Err(
-                    "WebSocket upgrades to https:// internal APIs are not supported yet"
-                        .to_string(),
-                )
-            }
-            _ => return Err("not an http:// URL".to_string()),
-        }
+        let tls = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            _ => return Err("not an http:// or https:// URL".to_string()),
+        };
         let authority = uri.authority().ok_or("no host")?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         Ok(Target {
             host: authority.host().to_string(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
             authority: authority.as_str().to_string(),
             path: if path.is_empty() { "/" } else { path }.to_string(),
         })
     }
 }
 
-/// Connects, sends the handshake and reads the answer's head. Returns the socket, the
-/// answer as message 3, and the bytes read past its head.
+/// Connects (with TLS for `https://`, trusting what the client trusts for `wss://`),
+/// sends the handshake and reads the answer's head. Returns the connection, the answer
+/// as message 3, and the bytes read past its head.
 fn handshake(
     pool: &TargetPool,
     head: &RequestHead,
     target: &Target,
-) -> io::Result<(TcpStream, ResponseHead, Vec<u8>)> {
-    let mut socket = connect::open(&format!("{}:{}", target.host, target.port))?;
+) -> io::Result<(Upstream, ResponseHead, Vec<u8>)> {
+    let socket = connect::open(&format!("{}:{}", target.host, target.port))?;
     let timeout = Some(pool.config.request_timeout);
     socket.set_read_timeout(timeout)?;
     socket.set_write_timeout(timeout)?;
-    socket.write_all(request_text(head, target).as_bytes())?;
-    let (answer, early) = read_answer(&mut socket)?;
-    Ok((socket, answer, early))
+    let mut upstream = match target.tls {
+        false => Upstream::Plain(socket),
+        true => Upstream::secure(&pool.tls.dial, &target.host, socket)?,
+    };
+    upstream.write_all(request_text(head, target).as_bytes())?;
+    upstream.flush()?;
+    let (answer, early) = read_answer(&mut upstream)?;
+    Ok((upstream, answer, early))
+}
+
+/// The connection to the internal API.
+enum Upstream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Upstream {
+    /// TLS over `socket` to `host`, its handshake done here so that a refused
+    /// certificate says so.
+    fn secure(config: &Arc<ClientConfig>, host: &str, mut socket: TcpStream) -> io::Result<Self> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_string())
+            .map_err(|e| invalid(format!("{host:?} is no server name: {e}")))?;
+        let mut conn = ClientConnection::new(config.clone(), name)
+            .map_err(|e| invalid(format!("starting TLS: {e}")))?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket)
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+        }
+        Ok(Upstream::Tls(Box::new(StreamOwned::new(conn, socket))))
+    }
+
+    /// The stream's end over this connection.
+    fn end(&mut self) -> End<'_> {
+        match self {
+            Upstream::Plain(socket) => End::plain(socket),
+            Upstream::Tls(tls) => {
+                let StreamOwned { conn, sock } = &mut **tls;
+                End::tls(&mut **conn, sock)
+            }
+        }
+    }
+}
+
+impl Read for Upstream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Upstream::Plain(socket) => socket.read(buf),
+            Upstream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Upstream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Upstream::Plain(socket) => socket.write(buf),
+            Upstream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Upstream::Plain(socket) => socket.flush(),
+            Upstream::Tls(tls) => tls.flush(),
+        }
+    }
 }
 
 /// The handshake as the internal API gets it.
@@ -160,7 +228,7 @@ fn request_text(head: &RequestHead, target: &Target) -> String {
 }
 
 /// Reads the answer's head; returns it as message 3 and the bytes read past it.
-fn read_answer(socket: &mut TcpStream) -> io::Result<(ResponseHead, Vec<u8>)> {
+fn read_answer(socket: &mut Upstream) -> io::Result<(ResponseHead, Vec<u8>)> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
@@ -228,7 +296,7 @@ fn message_3(response: &httparse::Response<'_, '_>) -> io::Result<ResponseHead> 
 fn body_reader<'a>(
     answer: &ResponseHead,
     early: Vec<u8>,
-    socket: &'a TcpStream,
+    socket: &'a mut Upstream,
 ) -> Box<dyn Read + 'a> {
     let rest = io::Cursor::new(early).chain(socket);
     let chunked = answer

@@ -76,8 +76,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     let id: Arc<str> = greeting.id.into();
     let (stats, first) = shared.metrics.client(&id);
     let mut conn = Connection::new(ws, slot, id, stats.clone());
-    // A connection over TLS cannot be split between a stream's two threads.
-    conn.streams = streams && shared.config.tls.is_none();
+    conn.streams = streams;
     let fresh = shared.hub.add(conn, greeting.size);
     shared.metrics.registered(&stats, first, fresh);
     Ok(())

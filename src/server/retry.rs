@@ -64,10 +64,10 @@ fn is_replayable(head: &RequestHead, Failure { stage, error }: &Failure) -> bool
         && (*stage != Stage::Receiving || IDEMPOTENT.contains(&head.method.as_str()))
 }
 
-/// The answer when a stream (`CONNECT`) finds no client that can carry one: Go clients,
-/// and wsp clients over `wss://`, do not announce streams.
+/// The answer when a stream (`CONNECT`, a WebSocket) finds no client that can carry
+/// one: Go clients do not announce streams.
 pub const NO_STREAMS: &str = "wsp server: no connected client supports streams \
-    (CONNECT needs a wsp client that announces them, over ws://)";
+    (CONNECT and WebSocket upgrades need a wsp client, not a Go one)";
 
 /// Relays `request` over a connection of client `only` (of any client without it) and
 /// answers the caller, trying other connections while [`decide`] allows. `arrival` is

@@ -80,12 +80,6 @@ pub fn is_websocket_upgrade(request: &Request) -> bool {
 /// Sends a stream request over a connection of a client that announced streams, and
 /// carries the stream if the client's answer opens it; answers the caller in every case.
 fn open(shared: &Shared, request: Request, head: RequestHead, arrival: Instant) {
-    if shared.config.tls.is_some() {
-        let text = "wsp server: streams (CONNECT, WebSocket upgrades) are not supported on \
-                    a TLS server yet";
-        let _ = request.respond(text_response(501, text));
-        return;
-    }
     let Some((mut request, only)) = request::admit(shared, request, &head) else {
         return;
     };

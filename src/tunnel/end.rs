@@ -187,6 +187,7 @@ impl Read for EndReader<'_, '_> {
             return Ok(0);
         }
         loop {
+            let fed = self.start < self.raw.len();
             let reply = {
                 let mut session = tls.lock();
                 match session.read_plain(buf) {
@@ -196,7 +197,7 @@ impl Read for EndReader<'_, '_> {
                     Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(0),
                     Err(e) => return Err(e),
                 }
-                if self.start < self.raw.len() {
+                if fed {
                     let mut records = &self.raw[self.start..];
                     let taken = session.read_tls(&mut records)?;
                     self.start += taken;
@@ -215,14 +216,17 @@ impl Read for EndReader<'_, '_> {
                 let _writing = self.end.writing.lock();
                 (&*self.end.socket).write_all(&reply)?;
             }
-            if self.start < self.raw.len() {
+            if fed {
+                // Records were decrypted: plaintext may be waiting now.
                 continue;
             }
             // Nothing decrypted and nothing left to decrypt: wait on the socket, unlocked.
             self.raw.resize(RECORD_READ, 0);
-            let n = (&*self.end.socket).read(&mut self.raw)?;
-            self.raw.truncate(n);
+            let read = (&*self.end.socket).read(&mut self.raw);
+            // Only what came is records: a time-out leaves nothing to decrypt.
+            self.raw.truncate(*read.as_ref().unwrap_or(&0));
             self.start = 0;
+            let n = read?;
             if n == 0 {
                 return Ok(0);
             }

@@ -26,6 +26,7 @@ mod rules;
 mod secret;
 mod server_tls;
 mod streaming;
+mod streams_tls;
 mod tls;
 mod tls_roots;
 mod transparency;

@@ -71,7 +71,7 @@ impl Pki {
         self.key_file.path()
     }
 
-    fn server_config(&self) -> Arc<ServerConfig> {
+    pub fn server_config(&self) -> Arc<ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(self.key.clone_key());
         let config = ServerConfig::builder_with_provider(provider)
