@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::tls::{Pki, TlsFront};
 use crate::support::{
-    fd_count, go_style_client, idle_connections, poll, random_bytes, read_reply, thread_count,
+    fd_count, get, go_style_client, idle_connections, poll, random_bytes, read_reply, thread_count,
     Server, Stack,
 };
 
@@ -290,4 +290,97 @@ fn curl_reaches_an_https_api_through_connect_with_tls_end_to_end() {
         line.contains(&format!("CONNECT 127.0.0.1:{}", front.addr.port())),
         "{line}"
     );
+}
+
+#[test]
+fn past_maxstreams_a_stream_is_refused_until_one_ends_and_metrics_count_them() {
+    let echo = echo_service();
+    let mut flags = ALLOW_LOOPBACK.to_vec();
+    flags.extend(["--max-streams", "1"]);
+    let stack = Stack::start(&[], &flags);
+    let (mut first, head) = connect(&stack.server, &echo, b"one");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut echoed = [0u8; 3];
+    first.read_exact(&mut echoed).expect("echo");
+    let (mut second, head) = connect(&stack.server, &echo, b"");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let mut text = String::new();
+    let _ = second.read_to_string(&mut text);
+    assert!(text.contains("(maxstreams)"), "{text}");
+    first.shutdown(Shutdown::Write).expect("half-close");
+    let _ = first.read_to_end(&mut Vec::new());
+    // Ended: a place is free again (the client frees it as the stream ends).
+    let third = poll(Duration::from_secs(10), || {
+        let (mut socket, head) = connect(&stack.server, &echo, b"three");
+        head.starts_with("HTTP/1.1 200").then(|| {
+            let mut back = [0u8; 5];
+            socket.read_exact(&mut back).expect("echo");
+            socket.shutdown(Shutdown::Write).expect("half-close");
+            let _ = socket.read_to_end(&mut Vec::new());
+            back
+        })
+    });
+    assert_eq!(third.as_ref().map(|b| &b[..]), Some(&b"three"[..]));
+    let metrics = poll(Duration::from_secs(10), || {
+        let text = get(&format!("http://{}/metrics", stack.server.addr), &[]).text();
+        text.contains("wsp_streams_total{result=\"clean\"} 2")
+            .then_some(text)
+    })
+    .expect("two clean streams counted");
+    for line in [
+        "wsp_streams_open 0",
+        "wsp_stream_bytes_total{direction=\"up\"} 8",
+        "wsp_stream_bytes_total{direction=\"down\"} 8",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+}
+
+#[test]
+fn an_internal_service_that_resets_ends_the_stream_and_frees_it() {
+    // Accepts, reads a little, then resets the connection (SO_LINGER 0).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = listener.local_addr().expect("address").to_string();
+    thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            let mut some = [0u8; 4];
+            let _ = socket.read_exact(&mut some);
+            let sock = reset_on_close(socket);
+            drop(sock);
+        }
+    });
+    let stack = Stack::start(&[], &ALLOW_LOOPBACK);
+    let (mut caller, head) = connect(&stack.server, &target, b"ping");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The reset ends the caller's connection too, and the server says why.
+    let _ = caller.read_to_end(&mut Vec::new());
+    let line = stack.server.proc.wait_log("stream aborted");
+    assert!(line.contains(&format!("CONNECT {target}")), "{line}");
+    let reply = stack.relay("GET", "/hello", &[], None);
+    assert_eq!(reply.text(), "hello world");
+}
+
+/// Makes closing `socket` send a reset, not a FIN.
+fn reset_on_close(socket: TcpStream) -> TcpStream {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket this function owns, with a valid linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+    socket
 }
