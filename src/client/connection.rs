@@ -176,6 +176,12 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error
             return Err(e);
         }
     };
+    // A CONNECT is a TCP connection, not an HTTP request: its own rules (`connect`) say
+    // where it may go; the HTTP rules below see every request, WebSocket handshakes too.
+    if let Some(StreamKind::Connect) = head.stream {
+        skip_body(ws)?;
+        return connect::serve(pool, ws, &head);
+    }
     let rules = &pool.config.rules;
     if let Err(refusal) = rules.refusal(Side::Client, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
@@ -183,16 +189,9 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error
         answer_error(ws, STATUS_CLIENT_ERROR, &refusal.to_string())?;
         return Ok(true);
     }
-    match head.stream {
-        Some(StreamKind::Connect) => {
-            skip_body(ws)?;
-            return connect::serve(pool, ws, &head);
-        }
-        Some(StreamKind::WebSocket) => {
-            skip_body(ws)?;
-            return upgrade::serve(pool, ws, &head);
-        }
-        None => {}
+    if let Some(StreamKind::WebSocket) = head.stream {
+        skip_body(ws)?;
+        return upgrade::serve(pool, ws, &head);
     }
     let upstream = {
         let mut body = ws.body_reader();

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use crate::config::ConfigFile;
 use crate::support::tls::{Pki, TlsFront};
 use crate::support::{
     fd_count, get, go_style_client, idle_connections, poll, random_bytes, read_reply, thread_count,
@@ -383,4 +384,35 @@ fn reset_on_close(socket: TcpStream) -> TcpStream {
     };
     assert_eq!(rc, 0, "SO_LINGER");
     socket
+}
+
+#[test]
+fn connect_rules_alone_decide_while_http_rules_still_guard_websockets() {
+    let echo = echo_service();
+    // The client's whitelist allows one URL that nothing calls: every HTTP request (a
+    // WebSocket handshake among them) is refused, a CONNECT its connect rule allows is not.
+    let config = ConfigFile::new(
+        "wsp_client.cfg",
+        "whitelist:\n - url: \"^http://only\\\\.this/\"\nconnect:\n - \"127\\\\.0\\\\.0\\\\.1:\\\\d+\"\n",
+    );
+    let upstream = crate::support::upstream();
+    let server = Server::start(&[]);
+    let _client = crate::support::start_client(&server, &["--config", config.path()]);
+    let ready = poll(Duration::from_secs(20), || {
+        (idle_connections(&server) > 0).then_some(())
+    });
+    assert!(ready.is_some(), "the client never registered");
+    let (mut socket, head) = connect(&server, &echo, b"allowed");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut back = [0u8; 7];
+    socket.read_exact(&mut back).expect("echo");
+    assert_eq!(&back, b"allowed");
+    let destination = format!("http://{}/hello", upstream.addr());
+    let reply = crate::support::relay(&server, "GET", &destination, &[], None);
+    assert_eq!(reply.status, 527, "{}", reply.text());
+    assert!(
+        reply.text().contains("wsp client whitelist"),
+        "{}",
+        reply.text()
+    );
 }
