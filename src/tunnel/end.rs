@@ -147,14 +147,20 @@ impl<'a> End<'a> {
         let _writing = self.writing.lock();
         let records = {
             let mut session = tls.lock();
+            let mut records = Vec::with_capacity(buf.len() + buf.len() / 64 + 64);
             let mut written = 0;
             while written < buf.len() {
-                match session.write_plain(&buf[written..])? {
-                    0 => return Err(ErrorKind::WriteZero.into()),
-                    n => written += n,
+                // rustls takes as much as its buffer limit allows; drained each time.
+                let n = session.write_plain(&buf[written..])?;
+                while session.wants_write() {
+                    session.write_tls(&mut records)?;
                 }
+                if n == 0 {
+                    return Err(ErrorKind::WriteZero.into());
+                }
+                written += n;
             }
-            drain(&mut **session)?
+            records
         };
         (&*self.socket).write_all(&records)
     }

@@ -93,6 +93,10 @@ pub fn relay(ends: Ends<'_, '_>) -> io::Result<(Outcome, Vec<u8>)> {
     ws.socket().set_read_timeout(Some(idle_timeout))?;
     ws.socket().set_write_timeout(Some(idle_timeout))?;
     socket.socket().set_write_timeout(Some(idle_timeout))?;
+    // Each piece leaves at once: a stream is often interactive (a shell, a WebSocket),
+    // and a piece held back by Nagle until the peer's delayed ACK costs 40 ms.
+    socket.socket().set_nodelay(true)?;
+    ws.socket().set_nodelay(true)?;
     let mut ws_in = WsConn::with_leftover(ws.reader(), ws_unread, role);
     let mut ws_out = WsConn::new(ws.writer(), role);
     let abort = |e: &Error| {

@@ -40,6 +40,8 @@ fn echo_service() -> String {
     thread::spawn(move || {
         for socket in listener.incoming() {
             let Ok(mut socket) = socket else { return };
+            // Each piece goes back at once (no Nagle wait on the last segment).
+            let _ = socket.set_nodelay(true);
             thread::spawn(move || {
                 let mut back = socket.try_clone().expect("clone");
                 let _ = std::io::copy(&mut socket, &mut back);
@@ -113,6 +115,7 @@ fn megabytes_pass_a_connect_stream_with_tls_on_both_hops() {
     let server = tls_server(&pki, &[]);
     let _client = wss_client(&server, &pki, &["--allow-connect", r"127\.0\.0\.1:\d+"]);
     let mut caller = raw_tls(server.addr, &pki);
+    caller.sock.set_nodelay(true).expect("nodelay");
     let head = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n");
     caller.write_all(head.as_bytes()).expect("CONNECT");
     let mut answer = Vec::new();
