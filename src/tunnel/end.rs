@@ -111,7 +111,7 @@ impl<'a> End<'a> {
     }
 
     /// Whether decrypted bytes wait in the session, which the socket does not show.
-    pub fn pending(&self) -> bool {
+    fn pending(&self) -> bool {
         self.tls
             .as_ref()
             .is_some_and(|tls| tls.lock().process().is_ok_and(|n| n > 0))
@@ -182,6 +182,19 @@ pub struct EndReader<'e, 'a> {
     /// Records read from the socket and not handed to rustls yet (`start..`).
     raw: Vec<u8>,
     start: usize,
+}
+
+impl EndReader<'_, '_> {
+    /// Whether bytes wait above the socket, where waiting on the socket would not see
+    /// them: records read and not decrypted yet, or plaintext decrypted and not read.
+    pub fn pending(&self) -> bool {
+        self.start < self.raw.len() || self.end.pending()
+    }
+
+    /// The socket beneath, to wait on.
+    pub fn socket(&self) -> &TcpStream {
+        self.end.socket
+    }
 }
 
 impl Read for EndReader<'_, '_> {

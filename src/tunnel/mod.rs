@@ -115,7 +115,7 @@ pub fn relay(ends: Ends<'_, '_>) -> io::Result<(Outcome, Vec<u8>)> {
                 }
                 sent
             });
-        let received = receive_all(&watch, &ws, &mut ws_in, &socket);
+        let received = receive_all(&watch, &mut ws_in, &socket);
         if let Err(e) = &received {
             abort(e);
         }
@@ -187,18 +187,20 @@ fn send_piece<W: Read + Write>(
 }
 
 /// WebSocket → socket until the end message, then the socket's writing side is shut.
-fn receive_all<R: Read + Write>(
+fn receive_all(
     watch: &Watch,
-    ws_end: &End<'_>,
-    ws: &mut WsConn<R>,
+    ws: &mut WsConn<EndReader<'_, '_>>,
     socket: &End<'_>,
 ) -> Result<u64, Error> {
     let mut out = socket.writer();
     let mut buf = vec![0u8; PIECE];
     loop {
+        // Bytes may wait above the socket: in the WebSocket's buffer, or in the TLS
+        // end's (records read, plaintext decrypted). Only without them is the socket
+        // waited on.
         while !ws.has_buffered()
-            && !ws_end.pending()
-            && !poll::readable(ws_end.socket(), watch.tick())?
+            && !ws.get_ref().pending()
+            && !poll::readable(ws.get_ref().socket(), watch.tick())?
         {
             watch.check()?;
         }
