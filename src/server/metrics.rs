@@ -282,7 +282,12 @@ impl Metrics {
     /// The streams' gauge and counters.
     fn render_streams(&self, out: &mut String) {
         let name = "wsp_streams_open";
-        header(out, name, "gauge", "Streams (CONNECT, WebSockets) carrying bytes now.");
+        header(
+            out,
+            name,
+            "gauge",
+            "Streams (CONNECT, WebSockets) carrying bytes now.",
+        );
         let _ = writeln!(out, "{name} {}", self.streams_open.load(Relaxed));
         let name = "wsp_streams_total";
         header(out, name, "counter", "Streams ended, cleanly or aborted.");

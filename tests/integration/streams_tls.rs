@@ -10,6 +10,8 @@ use std::thread;
 
 use rustls::{ServerConnection, StreamOwned};
 use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
 
 use crate::server_tls::{raw_tls, tls_server};
@@ -149,7 +151,7 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
     let pki = Pki::new();
     let api = wss_echo_api(&pki);
     let server = tls_server(&pki, &[]);
-    let _client = wss_client(&server, &pki, &[]);
+    let client = wss_client(&server, &pki, &[]);
     let socket = raw_tls(server.addr, &pki);
     let mut request = format!("ws://{}/request", server.addr)
         .into_client_request()
@@ -166,12 +168,36 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
         ws.read().expect("echo"),
         Message::text("over TLS three times")
     );
-    let big = random_bytes(2 << 20, 5);
-    ws.send(Message::binary(big.clone())).expect("binary");
-    assert!(
-        ws.read().expect("echo") == Message::binary(big),
-        "the echo differs"
-    );
+    // A message in fragments comes back whole; a ping is answered by the API.
+    let parts = [&b"frag"[..], b"ment", b"ed"];
+    for (i, part) in parts.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let frame = Frame::message(part.to_vec(), OpCode::Data(opcode), i == parts.len() - 1);
+        ws.write(Message::Frame(frame)).expect("fragment");
+    }
+    ws.flush().expect("flush");
+    assert_eq!(ws.read().expect("echo"), Message::text("fragmented"));
+    ws.send(Message::Ping(b"tls ping".to_vec().into()))
+        .expect("ping");
+    match ws.read().expect("pong") {
+        Message::Pong(p) => assert_eq!(&p[..], b"tls ping"),
+        other => panic!("expected the pong, got {other:?}"),
+    }
+    // 32 MiB each way, in 1 MiB messages.
+    for i in 0..32u64 {
+        let big = random_bytes(1 << 20, i + 5);
+        ws.send(Message::binary(big.clone())).expect("binary");
+        assert!(
+            ws.read().expect("echo") == Message::binary(big),
+            "message {i} differs"
+        );
+    }
+    for (who, rss) in [
+        ("server", server.proc.peak_rss_kib()),
+        ("client", client.peak_rss_kib()),
+    ] {
+        assert!(rss < 32 * 1024, "{who} peak RSS {rss} KiB");
+    }
     ws.close(None).expect("close");
     while ws.read().is_ok() {}
     drop(ws);
