@@ -416,3 +416,41 @@ fn connect_rules_alone_decide_while_http_rules_still_guard_websockets() {
         reply.text()
     );
 }
+
+#[test]
+fn the_servers_auth_and_rules_apply_to_streams() {
+    let echo = echo_service();
+    let token = ConfigFile::new("token", "s3cret-token\n");
+    // The server refuses CONNECT to the echo service's port by rule, and wants a token.
+    let port = echo.rsplit(':').next().unwrap_or_default().to_string();
+    let rules = format!("blacklist:\n - method: \"^CONNECT$\"\n   url: \":{port}$\"\n");
+    let config = ConfigFile::new("wsp_server.cfg", &rules);
+    let server_flags = ["--config", config.path(), "--auth-token-file", token.path()];
+    let upstream = crate::support::upstream();
+    let server = Server::start(&server_flags);
+    let _client = crate::support::start_client(&server, &ALLOW_LOOPBACK);
+    let ready = poll(Duration::from_secs(20), || {
+        (idle_connections(&server) > 0).then_some(())
+    });
+    assert!(ready.is_some(), "the client never registered");
+    // No credentials: 407, for a CONNECT as for any proxy request.
+    let (_, head) = connect(&server, &upstream.addr().to_string(), b"");
+    assert!(head.starts_with("HTTP/1.1 407"), "{head}");
+    // With them, the blacklist refuses the echo service, and lets the test API through.
+    let with_token = |target: &str| {
+        let mut socket = TcpStream::connect(server.addr).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("time-out");
+        let head = format!(
+            "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\
+             Proxy-Authorization: Bearer s3cret-token\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).expect("send");
+        let mut answer = [0u8; 12];
+        socket.read_exact(&mut answer).expect("answer");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert_eq!(with_token(&echo), "HTTP/1.1 526");
+    assert_eq!(with_token(&upstream.addr().to_string()), "HTTP/1.1 200");
+}

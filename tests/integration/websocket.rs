@@ -17,7 +17,9 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::{Message, WebSocket};
 
-use crate::support::{go_style_client, poll, random_bytes, Server, Stack};
+use crate::support::{
+    go_style_client, idle_connections, poll, random_bytes, start_client, Server, Stack,
+};
 
 /// The internal API: echoes every message back, answers pings (tungstenite does), and
 /// offers the subprotocol `chat` when asked. Reports each handshake's headers, and
@@ -74,6 +76,7 @@ fn handshake(
     server: &Server,
     url: &str,
     protocol: Option<&str>,
+    authorization: Option<&str>,
 ) -> Result<(WebSocket<TcpStream>, ClientResponse), ClientFailure> {
     let socket = TcpStream::connect(server.addr).expect("connect");
     socket
@@ -86,6 +89,9 @@ fn handshake(
     headers.insert("X-PROXY-DESTINATION", url.parse().expect("value"));
     if let Some(p) = protocol {
         headers.insert("Sec-WebSocket-Protocol", p.parse().expect("value"));
+    }
+    if let Some(a) = authorization {
+        headers.insert("Authorization", a.parse().expect("value"));
     }
     tungstenite::client(request, socket)
 }
@@ -113,7 +119,7 @@ fn refused(
 
 /// A WebSocket to `url` through `server`'s `/request` (`X-PROXY-DESTINATION: url`).
 fn through(server: &Server, url: &str, protocol: Option<&str>) -> WebSocket<TcpStream> {
-    let (ws, response) = handshake(server, url, protocol).expect("handshake through wsp");
+    let (ws, response) = handshake(server, url, protocol, None).expect("handshake through wsp");
     if protocol.is_some() {
         let chosen = response.headers().get("Sec-WebSocket-Protocol");
         assert_eq!(chosen.map(|v| v.as_bytes()), Some(&b"chat"[..]));
@@ -209,7 +215,7 @@ fn the_api_closing_reaches_the_caller_and_the_connection_serves_again() {
 fn a_handshake_the_api_refuses_comes_back_as_its_answer() {
     let stack = Stack::start(&[], &ALLOW_ALL);
     // The test API is no WebSocket server: it answers the handshake as a GET.
-    let answer = refused(handshake(&stack.server, &stack.url("/hello"), None));
+    let answer = refused(handshake(&stack.server, &stack.url("/hello"), None, None));
     assert_eq!(answer, (200, "hello world".to_string()));
     let reply = stack.relay("GET", "/hello", &[], None);
     assert_eq!(reply.text(), "hello world");
@@ -242,7 +248,7 @@ fn a_go_style_client_alone_gets_a_501_for_a_websocket() {
     let (api, _seen) = echo_api();
     let server = Server::start(&[]);
     let _peer = go_style_client(&server);
-    let (status, text) = refused(handshake(&server, &format!("ws://{api}/"), None));
+    let (status, text) = refused(handshake(&server, &format!("ws://{api}/"), None, None));
     assert_eq!(status, 501);
     assert!(
         text.contains("no connected client supports streams"),
@@ -288,4 +294,23 @@ fn a_websocket_in_proxy_mode_passes_too() {
     let mut ws = WebSocket::from_raw_socket(socket, tungstenite::protocol::Role::Client, None);
     ws.send(Message::text("through the proxy")).expect("text");
     assert_eq!(next_data(&mut ws), Message::text("through the proxy"));
+}
+
+#[test]
+fn a_handshake_needs_the_callers_credentials_when_auth_is_on() {
+    let (api, _seen) = echo_api();
+    let token = crate::config::ConfigFile::new("token", "ws-token\n");
+    let server = Server::start(&["--auth-token-file", token.path()]);
+    let _client = start_client(&server, &ALLOW_ALL);
+    let ready = poll(Duration::from_secs(20), || {
+        (idle_connections(&server) > 0).then_some(())
+    });
+    assert!(ready.is_some(), "the client never registered");
+    let url = format!("ws://{api}/");
+    let (status, text) = refused(handshake(&server, &url, None, None));
+    assert_eq!(status, 401, "{text}");
+    let (mut ws, _) =
+        handshake(&server, &url, None, Some("Bearer ws-token")).expect("handshake with the token");
+    ws.send(Message::text("authorized")).expect("text");
+    assert_eq!(next_data(&mut ws), Message::text("authorized"));
 }
