@@ -1,6 +1,6 @@
 //! A stream through the tunnel: raw bytes both ways between a socket (the caller's, on the
 //! server; the internal service's, on the client) and a pooled WebSocket, once the heads
-//! have said yes (`CONNECT` answered 200).
+//! have said yes (200 to a `CONNECT`, 101 to a WebSocket handshake).
 //!
 //! On the WebSocket, each direction is a run of binary messages, each a piece of the bytes
 //! as they came; an **empty binary message ends the direction**, as a TCP FIN does, and

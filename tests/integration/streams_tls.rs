@@ -14,7 +14,7 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
 
-use crate::server_tls::{raw_tls, tls_server};
+use crate::server_tls::{https, https_caller, raw_tls, tls_server};
 use crate::support::tls::Pki;
 use crate::support::{random_bytes, start_client_raw, upstream, Proc, Server, SECRET};
 
@@ -144,6 +144,22 @@ fn megabytes_pass_a_connect_stream_with_tls_on_both_hops() {
     let _ = caller.read_to_end(&mut rest);
     assert!(rest.is_empty(), "{} bytes after the end", rest.len());
     server.proc.wait_log("stream ended");
+    // The stream's WebSocket went back to the pool, its TLS session in step: requests
+    // still go through (the most recently released connection is lent first).
+    let api = upstream();
+    let agent = https_caller(&pki);
+    for _ in 0..3 {
+        let response = agent
+            .get(&https(&server, "/request"))
+            .header(
+                "X-PROXY-DESTINATION",
+                &format!("http://{}/hello", api.addr()),
+            )
+            .call()
+            .expect("a request after the stream");
+        let body = response.into_body().read_to_string().expect("body");
+        assert_eq!(body, "hello world");
+    }
 }
 
 #[test]
