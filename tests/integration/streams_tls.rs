@@ -17,6 +17,7 @@ use tungstenite::Message;
 use crate::server_tls::{https, https_caller, raw_tls, tls_server};
 use crate::support::tls::Pki;
 use crate::support::{random_bytes, start_client_raw, upstream, Proc, Server, SECRET};
+use crate::websocket::the_api_closes;
 
 /// A client dialing `wss://` to `server`, trusting `pki`, with `extra` flags.
 fn wss_client(server: &Server, pki: &Pki, extra: &[&str]) -> Proc {
@@ -71,7 +72,11 @@ fn wss_echo_api(pki: &Pki) -> String {
                     return;
                 };
                 while let Ok(message) = ws.read() {
-                    if (message.is_text() || message.is_binary()) && ws.send(message).is_err() {
+                    if message.to_text().is_ok_and(|t| t == "close please") {
+                        let _ = ws.close(None);
+                    } else if (message.is_text() || message.is_binary())
+                        && ws.send(message).is_err()
+                    {
                         return;
                     }
                 }
@@ -79,6 +84,25 @@ fn wss_echo_api(pki: &Pki) -> String {
         }
     });
     addr
+}
+
+/// A WebSocket from a caller on `https://` through `server` to `wss://<api>/echo`.
+fn through_tls(
+    server: &Server,
+    pki: &Pki,
+    api: &str,
+) -> tungstenite::WebSocket<StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    let socket = raw_tls(server.addr, pki);
+    let mut request = format!("ws://{}/request", server.addr)
+        .into_client_request()
+        .expect("request");
+    let destination = format!("wss://{api}/echo").parse().expect("value");
+    request
+        .headers_mut()
+        .insert("X-PROXY-DESTINATION", destination);
+    let (ws, response) = tungstenite::client(request, socket).expect("handshake");
+    assert_eq!(response.status(), 101);
+    ws
 }
 
 #[test]
@@ -168,16 +192,7 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
     let api = wss_echo_api(&pki);
     let server = tls_server(&pki, &[]);
     let client = wss_client(&server, &pki, &[]);
-    let socket = raw_tls(server.addr, &pki);
-    let mut request = format!("ws://{}/request", server.addr)
-        .into_client_request()
-        .expect("request");
-    let destination = format!("wss://{api}/echo").parse().expect("value");
-    request
-        .headers_mut()
-        .insert("X-PROXY-DESTINATION", destination);
-    let (mut ws, response) = tungstenite::client(request, socket).expect("handshake");
-    assert_eq!(response.status(), 101);
+    let mut ws = through_tls(&server, &pki, &api);
     ws.send(Message::text("over TLS three times"))
         .expect("text");
     assert_eq!(
@@ -199,8 +214,8 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
         Message::Pong(p) => assert_eq!(&p[..], b"tls ping"),
         other => panic!("expected the pong, got {other:?}"),
     }
-    // 32 MiB each way, in 1 MiB messages.
-    for i in 0..32u64 {
+    // 100 MiB each way, in 1 MiB messages.
+    for i in 0..100u64 {
         let big = random_bytes(1 << 20, i + 5);
         ws.send(Message::binary(big.clone())).expect("binary");
         assert!(
@@ -219,4 +234,7 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
     drop(ws);
     let line = server.proc.wait_log("stream ended");
     assert!(line.contains("GET https://127.0.0.1:"), "{line}");
+    // Now the API closes: its close frame reaches the caller through three TLS hops.
+    let mut ws = through_tls(&server, &pki, &api);
+    the_api_closes(&mut ws);
 }

@@ -192,11 +192,8 @@ fn a_websocket_passes_text_binary_fragments_pings_and_closes() {
     stack.server.proc.wait_log("stream ended");
 }
 
-#[test]
-fn the_api_closing_reaches_the_caller_and_the_connection_serves_again() {
-    let (api, _seen) = echo_api();
-    let stack = Stack::start(&[], &ALLOW_ALL);
-    let mut ws = through(&stack.server, &format!("http://{api}/"), None);
+/// Asks the echo API to close (`close please`) and checks its close frame arrives.
+pub(crate) fn the_api_closes<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) {
     ws.send(Message::text("close please")).expect("ask");
     let closed = loop {
         match ws.read() {
@@ -206,6 +203,14 @@ fn the_api_closing_reaches_the_caller_and_the_connection_serves_again() {
         }
     };
     assert!(closed, "the API's close frame never came through");
+}
+
+#[test]
+fn the_api_closing_reaches_the_caller_and_the_connection_serves_again() {
+    let (api, _seen) = echo_api();
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    let mut ws = through(&stack.server, &format!("http://{api}/"), None);
+    the_api_closes(&mut ws);
     // Requests still go through, over the connection the stream gave back or another.
     let reply = stack.relay("GET", "/hello", &[], None);
     assert_eq!(reply.text(), "hello world");
