@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail(e, 1),
     };
     log::info!("listening on {}://{}", server.scheme(), server.local_addr());
+    if let Some(admin) = server.admin_addr() {
+        log::info!("console on http://{admin}/");
+    }
     let handle = server.shutdown_handle();
     cli::on_termination(move || handle.shutdown());
     server.run();

@@ -7,7 +7,7 @@ use argh::FromArgs;
 use serde::Deserialize;
 
 use super::auth::RawAuth;
-use super::secret_key::{choose_key, Environment, KeyOverrides};
+use super::secret_key::{choose_key, read_key_file, Environment, KeyOverrides};
 use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
 use crate::auth::Auth;
 use crate::rules::{RawRule, RuleSet};
@@ -53,6 +53,18 @@ pub struct RawServerConfig {
     pub keyfile: Option<String>,
     /// Most connections open at once, callers and WebSockets alike (not in wsp).
     pub maxconnections: Option<usize>,
+    /// Address of the admin listener (the console and its API); none: no console.
+    pub admin: Option<String>,
+    /// Bearer token the admin listener asks for.
+    pub admintoken: Option<Secret>,
+    /// File holding that token.
+    pub admintokenfile: Option<String>,
+    /// Exchanges the console remembers.
+    pub capture: Option<usize>,
+    /// Capture bodies too (up to `inspectbodylimit` bytes each).
+    pub inspect: Option<bool>,
+    /// Bytes of each body kept when inspecting.
+    pub inspectbodylimit: Option<usize>,
 }
 
 /// wsp_server: public side of a reverse HTTP proxy over WebSocket
@@ -120,6 +132,23 @@ pub struct ServerFlags {
     /// value, less an eighth)
     #[argh(option)]
     pub max_connections: Option<usize>,
+    /// address of the admin listener: the operator console and its JSON API, apart
+    /// from the public port (default none: no console)
+    #[argh(option)]
+    pub admin: Option<String>,
+    /// file holding the bearer token the admin listener asks for; overrides
+    /// WSP_ADMIN_TOKEN and the configuration file's (default none: no token)
+    #[argh(option)]
+    pub admin_token_file: Option<String>,
+    /// exchanges the console remembers (default 1000)
+    #[argh(option)]
+    pub capture: Option<usize>,
+    /// capture request and response bodies too, up to --inspect-body-limit bytes each
+    #[argh(switch)]
+    pub inspect: bool,
+    /// bytes of each body kept with --inspect (default 65536)
+    #[argh(option)]
+    pub inspect_body_limit: Option<usize>,
     /// log level: error, warn, info, debug, trace or off (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -146,6 +175,11 @@ impl Default for ServerFlags {
             cert_file: None,
             key_file: None,
             max_connections: None,
+            admin: None,
+            admin_token_file: None,
+            capture: None,
+            inspect: false,
+            inspect_body_limit: None,
             log_level: "info".to_string(),
         }
     }
@@ -191,7 +225,29 @@ pub struct ServerConfig {
     /// Most connections open at once (`maxconnections`); `None`: drawn from the open
     /// file limit when the server starts ([`crate::sys::fd_limit`]).
     pub max_connections: Option<usize>,
+    /// The operator console (`admin`): `None` by default, and then nothing of it runs.
+    pub console: Option<Console>,
 }
+
+/// The admin listener's settings.
+#[derive(Clone, Debug)]
+pub struct Console {
+    /// Where it listens: never the public address.
+    pub addr: String,
+    /// The bearer token it asks for, if any.
+    pub token: Option<Secret>,
+    /// Exchanges remembered. Default 1000; 1 to [`MAX_CAPTURE`].
+    pub capture: usize,
+    /// With `inspect`, bytes of each body kept. Default none (bodies not kept).
+    pub body_limit: Option<usize>,
+}
+
+/// Most exchanges the console may remember.
+pub const MAX_CAPTURE: usize = 100_000;
+/// Largest `inspectbodylimit`.
+pub const MAX_INSPECT_BODY: usize = 16 << 20;
+/// The environment variable an admin token may come from.
+pub const ADMIN_TOKEN_ENV: &str = "WSP_ADMIN_TOKEN";
 
 /// The PEM files of the server's certificate chain and private key, both given. They are
 /// read when the server starts (`server::tls::load`).
@@ -221,6 +277,7 @@ impl Default for ServerConfig {
             auth: Auth::default(),
             tls: None,
             max_connections: None,
+            console: None,
         }
     }
 }
@@ -284,6 +341,7 @@ impl ServerConfig {
         let max = flags.max_connections.as_ref();
         let names = ("maxconnections", "--max-connections");
         sources.apply(&mut raw.maxconnections, max, names);
+        apply_console_flags(&mut raw, &mut sources, flags, env)?;
         let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -298,12 +356,13 @@ impl ServerConfig {
     }
 
     fn from_raw(
-        raw: RawServerConfig,
+        mut raw: RawServerConfig,
         sources: &Sources,
         overrides: Overrides<'_>,
     ) -> Result<Self, ConfigError> {
         let mut config = ServerConfig::default();
         set_durations(&mut config, &raw, sources)?;
+        config.console = console(&mut raw, sources)?;
         config.secret_key = choose_key(overrides.key, raw.secretkey, raw.secretkeyfile, sources)?;
         let (token_files, env) = (overrides.token_files, overrides.env);
         config.auth = super::auth::compile(raw.auth, token_files, sources, env)?;
@@ -326,6 +385,78 @@ impl ServerConfig {
         config.rules = RuleSet::compile(&blacklist, &whitelist).map_err(|e| sources.rules(e))?;
         Ok(config)
     }
+}
+
+/// Puts the console's flags over the file's values; the token from `--admin-token-file`,
+/// else [`ADMIN_TOKEN_ENV`], else the file's `admintokenfile` or `admintoken`.
+fn apply_console_flags(
+    raw: &mut RawServerConfig,
+    sources: &mut Sources,
+    flags: &ServerFlags,
+    env: &Environment,
+) -> Result<(), ConfigError> {
+    sources.apply(&mut raw.admin, flags.admin.as_ref(), ("admin", "--admin"));
+    sources.apply(
+        &mut raw.capture,
+        flags.capture.as_ref(),
+        ("capture", "--capture"),
+    );
+    let inspect = flags.inspect.then_some(&true);
+    sources.apply(&mut raw.inspect, inspect, ("inspect", "--inspect"));
+    let limit = flags.inspect_body_limit.as_ref();
+    let names = ("inspectbodylimit", "--inspect-body-limit");
+    sources.apply(&mut raw.inspectbodylimit, limit, names);
+    let from_env = env
+        .vars
+        .get(ADMIN_TOKEN_ENV)
+        .and_then(|v| v.to_str())
+        .filter(|v| !v.is_empty());
+    if let Some(path) = &flags.admin_token_file {
+        let token =
+            read_key_file(path).map_err(|e| e.at("command line", "--admin-token-file", path))?;
+        raw.admintoken = Some(token);
+        raw.admintokenfile = None;
+    } else if let Some(token) = from_env {
+        raw.admintoken = Some(Secret::new(token));
+        raw.admintokenfile = None;
+    }
+    Ok(())
+}
+
+/// The console's settings, checked; `None` without `admin`.
+fn console(raw: &mut RawServerConfig, sources: &Sources) -> Result<Option<Console>, ConfigError> {
+    let token = match (raw.admintoken.take(), raw.admintokenfile.take()) {
+        (Some(_), Some(_)) => {
+            let why = "admintoken and admintokenfile: give one or the other";
+            return Err(sources.invalid("admintokenfile", why));
+        }
+        (None, Some(path)) => {
+            Some(read_key_file(&path).map_err(|e| e.at(sources.file(), "admintokenfile", &path))?)
+        }
+        (token, None) => token,
+    };
+    let Some(addr) = raw.admin.take() else {
+        return Ok(None);
+    };
+    if addr.trim().is_empty() {
+        return Err(sources.invalid("admin", "an address is needed, e.g. 127.0.0.1:8090"));
+    }
+    let capture = raw.capture.unwrap_or(1000);
+    if !(1..=MAX_CAPTURE).contains(&capture) {
+        let why = format!("{capture}: must be from 1 to {MAX_CAPTURE}");
+        return Err(sources.invalid("capture", why));
+    }
+    let limit = raw.inspectbodylimit.unwrap_or(64 * 1024);
+    if limit > MAX_INSPECT_BODY {
+        let why = format!("{limit}: must be at most {MAX_INSPECT_BODY}");
+        return Err(sources.invalid("inspectbodylimit", why));
+    }
+    Ok(Some(Console {
+        addr,
+        token,
+        capture,
+        body_limit: raw.inspect.unwrap_or(false).then_some(limit),
+    }))
 }
 
 /// `certfile` and `keyfile`: both or neither.

@@ -44,11 +44,14 @@ pub struct ClientStats {
     errors: AtomicU64,
     /// Unix seconds when the client's current spell of connections began.
     connected_since: AtomicU64,
+    /// Streams its connections carry now.
+    pub(super) streams_open: AtomicU64,
 }
 
 /// What one relayed request came to: counted by [`Metrics::record`], and its
-/// `Display` is the access-log line.
-#[derive(Debug)]
+/// `Display` is the access-log line. The heads, the caller and the bodies are for the
+/// console's capture only.
+#[derive(Debug, Default)]
 pub struct Exchange<'a> {
     pub method: &'a str,
     pub destination: &'a str,
@@ -62,6 +65,14 @@ pub struct Exchange<'a> {
     pub client_id: &'a str,
     /// Whether the exchange completed (a relayed error status still counts as served).
     pub ok: bool,
+    /// For the console: who called, the heads relayed, the bodies kept (`inspect`), and
+    /// whether it was a stream.
+    pub caller: Option<std::net::SocketAddr>,
+    pub request_header: Option<&'a crate::headers::Headers>,
+    pub response_header: Option<&'a crate::headers::Headers>,
+    pub request_body: Option<super::capture::Body>,
+    pub response_body: Option<super::capture::Body>,
+    pub stream: bool,
 }
 
 impl fmt::Display for Exchange<'_> {
@@ -94,6 +105,8 @@ pub struct ClientView {
     /// The `poolidlesize` the client announced; see [`Pooled::size`] for why `idle` may be
     /// above it.
     pub pool_idle_size: usize,
+    /// Streams its connections carry now.
+    pub streams: u64,
     pub requests: u64,
     pub errors: u64,
     /// Unix seconds (UTC) when the client's current connections began registering.
@@ -154,15 +167,23 @@ impl Metrics {
         tally.fetch_add(1, Relaxed);
     }
 
-    /// Counts a stream that starts carrying bytes.
-    pub fn stream_opened(&self) {
+    /// Counts a stream that starts carrying bytes over `client`'s connection.
+    pub fn stream_opened(&self, client: &ClientStats) {
         self.streams_open.fetch_add(1, Relaxed);
+        client.streams_open.fetch_add(1, Relaxed);
     }
 
     /// Counts a stream that ended, with the bytes it carried from and to its caller. A
     /// stream is not a request: it stays out of the request counters and the latency.
-    pub fn stream_ended(&self, clean: bool, up: u64, down: u64, duration: Duration) {
+    pub fn stream_ended(
+        &self,
+        client: &ClientStats,
+        clean: bool,
+        (up, down): (u64, u64),
+        duration: Duration,
+    ) {
         self.streams_open.fetch_sub(1, Relaxed);
+        client.streams_open.fetch_sub(1, Relaxed);
         let ended = if clean {
             &self.streams_clean
         } else {
@@ -224,6 +245,7 @@ impl Metrics {
                     idle: pooled.idle,
                     busy: pooled.busy,
                     pool_idle_size: pooled.size,
+                    streams: stats.streams_open.load(Relaxed),
                     requests: stats.served.load(Relaxed),
                     errors: stats.errors.load(Relaxed),
                     connected_since: stats.connected_since.load(Relaxed),

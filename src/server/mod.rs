@@ -30,6 +30,8 @@
 // `cargo doc --document-private-items` shows them.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub(crate) mod admin;
+pub(crate) mod capture;
 pub(crate) mod connection;
 pub(crate) mod metrics;
 pub(crate) mod pool;
@@ -102,6 +104,8 @@ pub struct Shared {
     pub hub: Hub,
     /// Counters for `/metrics` and `/status.json`.
     pub metrics: Metrics,
+    /// The console's record of recent exchanges; `None` without `admin`.
+    pub capture: Option<capture::Capture>,
     /// Watches idle connections, where the system allows (see [`watcher`]).
     watcher: Option<Arc<watcher::Watcher>>,
     /// Requests being handled, for the graceful shutdown to wait on.
@@ -134,11 +138,41 @@ impl Drop for InFlight<'_> {
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     http: tiny_http::Server,
+    /// The admin listener (`admin`), if configured, and its address.
+    admin: Option<(tiny_http::Server, SocketAddr)>,
     shared: Arc<Shared>,
     addr: SocketAddr,
     /// Disconnects when [`ShutdownHandle::shutdown`] drops the sender; nothing is sent.
     stop: Receiver<()>,
     stop_sender: Arc<Mutex<Option<Sender<()>>>>,
+}
+
+/// Connections the admin listener keeps open at once: a few operators' browsers.
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// Binds and starts the admin listener, if `admin` is set: plain HTTP, its own threads.
+fn start_admin(shared: &Arc<Shared>) -> Result<Option<(tiny_http::Server, SocketAddr)>, Error> {
+    let Some(console) = &shared.config.console else {
+        return Ok(None);
+    };
+    let bind = |source| Error::Bind {
+        addr: console.addr.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&console.addr).map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    let handler = {
+        let shared = shared.clone();
+        Arc::new(move |request| admin::handle(&shared, request))
+    };
+    let server = tiny_http::Server::from_listener_with_handler(
+        listener,
+        None,
+        handler,
+        Some(ADMIN_CONNECTIONS),
+    )
+    .map_err(|e| Error::Start(e.to_string()))?;
+    Ok(Some((server, addr)))
 }
 
 /// Stops a running server from another thread.
@@ -185,12 +219,17 @@ impl Server {
             }
         };
         let max = max_connections(config.max_connections);
+        let capture = config
+            .console
+            .as_ref()
+            .map(|c| capture::Capture::new(c.capture, c.body_limit));
         let shared = Arc::new(Shared {
             max_connections: max,
             hub: Hub::new(config.ping_timeout, watcher.clone()),
             watcher,
             config,
             metrics: Metrics::default(),
+            capture,
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             refusals: AtomicU64::new(0),
@@ -202,9 +241,11 @@ impl Server {
         log::debug!("at most {max} connections open at once (maxconnections)");
         let http = tiny_http::Server::from_listener_with_handler(listener, ssl, handler, Some(max))
             .map_err(|e| Error::Start(e.to_string()))?;
+        let admin = start_admin(&shared)?;
         let (stop_sender, stop) = bounded(0);
         Ok(Server {
             http,
+            admin,
             shared,
             addr,
             stop,
@@ -215,6 +256,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// `https` when the server terminates TLS, else `http`.
@@ -255,6 +301,9 @@ impl Server {
     fn drain(&self) {
         self.shared.draining.store(true, Ordering::SeqCst);
         self.http.stop_accepting();
+        if let Some((admin, _)) = &self.admin {
+            admin.stop_accepting();
+        }
         let deadline = Instant::now() + self.shared.config.shutdown_timeout;
         loop {
             let in_flight = self.shared.in_flight.load(Ordering::SeqCst);

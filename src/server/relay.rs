@@ -12,10 +12,11 @@
 //! [`super::metrics`] and written to the access log (one `info` line per request).
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tiny_http::{HTTPVersion, Method, Request};
 
+use super::capture::{Body, Keeper};
 use super::connection::Stream;
 use super::metrics::{ClientStats, Exchange};
 use super::pool::Lease;
@@ -44,6 +45,8 @@ pub struct Started {
     response_head: ResponseHead,
     /// The request body bytes sent to the client.
     bytes_in: u64,
+    /// Its first bytes, for the console (`inspect`).
+    request_body: Option<Body>,
 }
 
 impl Started {
@@ -61,16 +64,19 @@ impl Started {
 /// Sends `request` over the leased connection (messages 1 and 2) and reads the response
 /// head (message 3). The caller is not answered here: [`answer`] or [`answer_failure`]
 /// does it, unless the request goes over another connection.
+/// With `keeper`, the body's first bytes are kept for the console.
 pub fn send(
     lease: &mut Lease<'_>,
     head: &RequestHead,
     request: &mut Request,
+    keeper: Option<Keeper>,
 ) -> Result<Started, Failure> {
     let conn = lease.conn();
-    match send_request(&mut conn.ws, head, request) {
-        Ok((response_head, bytes_in)) => Ok(Started {
+    match send_request(&mut conn.ws, head, request, keeper) {
+        Ok((response_head, bytes_in, request_body)) => Ok(Started {
             response_head,
             bytes_in,
+            request_body,
         }),
         Err((stage, error)) => {
             log::warn!(
@@ -95,12 +101,18 @@ pub fn answer(
     arrival: Instant,
 ) {
     let client_id = lease.conn().client_id.clone();
+    let Started {
+        response_head,
+        bytes_in,
+        request_body,
+    } = started;
     let exchange = Exchange {
-        bytes_in: started.bytes_in,
+        bytes_in,
+        caller: request.remote_addr().copied(),
+        request_body,
         ..exchange(head, &client_id)
     };
-    let response_head = &started.response_head;
-    stream_response(shared, lease, response_head, request, (exchange, arrival));
+    stream_response(shared, lease, &response_head, request, (exchange, arrival));
 }
 
 /// Answers the caller of an exchange that failed before its response head (526, or 504
@@ -116,10 +128,12 @@ pub fn answer_failure(
 ) {
     let conn = lease.conn();
     let (status, text) = failure(shared, &conn.client_id, error);
+    let caller = request.remote_addr().copied();
     let _ = request.respond(text_response(status, &text));
     let exchange = Exchange {
         status,
         ok: false,
+        caller,
         ..exchange(head, &conn.client_id)
     };
     account(shared, &conn.stats, exchange, arrival);
@@ -130,12 +144,10 @@ fn exchange<'a>(head: &'a RequestHead, client_id: &'a str) -> Exchange<'a> {
     Exchange {
         method: &head.method,
         destination: &head.url,
-        status: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        duration: Duration::ZERO,
         client_id,
         ok: true,
+        request_header: Some(&head.header),
+        ..Exchange::default()
     }
 }
 
@@ -147,19 +159,36 @@ fn account(shared: &Shared, stats: &ClientStats, exchange: Exchange<'_>, arrival
         ..exchange
     };
     shared.metrics.record(stats, &exchange);
+    if let Some(capture) = &shared.capture {
+        capture.record(&exchange);
+    }
     log::info!("{exchange}");
 }
 
-/// Counts the bytes read through it.
+/// Counts the bytes read through it, and keeps the first ones for the console.
 struct Counted<'a> {
     inner: &'a mut dyn Read,
     bytes: u64,
+    keeper: Option<Keeper>,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a mut dyn Read, keeper: Option<Keeper>) -> Self {
+        Counted {
+            inner,
+            bytes: 0,
+            keeper,
+        }
+    }
 }
 
 impl Read for Counted<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
+        if let Some(keeper) = &mut self.keeper {
+            keeper.keep(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -192,12 +221,11 @@ fn stream_response(
     let stats = conn.stats.clone();
     let body_ready = conn.ws.has_buffered();
     let mut body = conn.ws.body_reader();
-    let mut counted = Counted {
-        inner: &mut body,
-        bytes: 0,
-    };
+    let keeper = shared.capture.as_ref().and_then(|c| c.keeper());
+    let mut counted = Counted::new(&mut body, keeper);
     let sent = respond::send(&mut *out, &caller_head, &mut counted, body_ready);
     let bytes_out = counted.bytes;
+    let response_body = counted.keeper.map(Keeper::into_body);
     let finished = body.is_done()
         || (matches!(sent, Ok(Sent::NoBody)) && body.skip_rest(MAX_SKIPPED_BODY).unwrap_or(false));
     if let Err(SendError::BeforeHead(e)) = &sent {
@@ -220,6 +248,8 @@ fn stream_response(
         status,
         bytes_out,
         ok: sent.is_ok(),
+        response_header: Some(&response_head.header),
+        response_body,
         ..exchange
     };
     account(shared, &stats, exchange, arrival);
@@ -291,7 +321,8 @@ fn send_request(
     ws: &mut WsConn<Stream>,
     head: &RequestHead,
     request: &mut Request,
-) -> Result<(ResponseHead, u64), (Stage, Error)> {
+    keeper: Option<Keeper>,
+) -> Result<(ResponseHead, u64, Option<Body>), (Stage, Error)> {
     let sending = |e| (Stage::Sending, e);
     ws.write_text(&to_json(head)).map_err(sending)?;
     if head.body_len() != Some(0) {
@@ -299,15 +330,15 @@ fn send_request(
         // nothing, and the request, body and all, can go over another one.
         ws.flush().map_err(|e| (Stage::Head, e))?;
     }
-    let bytes_in = ws
-        .write_body(request.as_reader(), head.body_len())
-        .map_err(sending)?;
+    let mut body = Counted::new(request.as_reader(), keeper);
+    let bytes_in = ws.write_body(&mut body, head.body_len()).map_err(sending)?;
+    let request_body = body.keeper.map(Keeper::into_body);
     let receiving = |e| (Stage::Receiving, e);
     let text = ws
         .read_text(MAX_HEAD_LEN, "a response head")
         .map_err(receiving)?;
     let response_head = ResponseHead::parse_for(&text, head).map_err(receiving)?;
-    Ok((response_head, bytes_in))
+    Ok((response_head, bytes_in, request_body))
 }
 
 /// The response headers for the caller, without hop-by-hop ones, and the body length

@@ -93,7 +93,7 @@ fn open(shared: &Shared, request: Request, head: RequestHead, arrival: Instant) 
         Ok(lease) => lease,
         Err(e) => return retry::no_connection(shared, request, e, only.as_deref()),
     };
-    let started = match relay::send(&mut lease, &head, &mut request) {
+    let started = match relay::send(&mut lease, &head, &mut request, None) {
         Ok(started) => started,
         Err(failure) => {
             let error = &failure.error;
@@ -107,12 +107,13 @@ fn open(shared: &Shared, request: Request, head: RequestHead, arrival: Instant) 
     if !opened {
         return relay::answer(shared, lease, &head, request, started, arrival);
     }
+    let caller = request.remote_addr().copied();
     let hand_over = match head.stream {
         Some(StreamKind::WebSocket) => request.upgrade("websocket", switching(started.head())),
         _ => request.tunnel(),
     };
     match hand_over {
-        Ok(upgraded) => carry(shared, lease, upgraded, &head, arrival),
+        Ok(upgraded) => carry(shared, lease, upgraded, (&head, caller), arrival),
         // The client is streaming already: the connection is out of step, and dropped.
         Err(e) => log::info!(
             "{} {}: cannot take the socket over: {e}",
@@ -147,7 +148,7 @@ fn carry(
     shared: &Shared,
     mut lease: Lease<'_>,
     mut upgraded: Upgraded,
-    head: &RequestHead,
+    (head, caller): (&RequestHead, Option<std::net::SocketAddr>),
     arrival: Instant,
 ) {
     let target = head.url.as_str();
@@ -169,20 +170,21 @@ fn carry(
         early: std::mem::take(&mut upgraded.leftover),
         idle_timeout: shared.config.stream_idle_timeout,
     };
-    shared.metrics.stream_opened();
+    shared.metrics.stream_opened(&stats);
     let relayed = tunnel::relay(ends);
     let duration = arrival.elapsed();
     let (outcome, unread) = match relayed {
         Ok(done) => done,
         Err(e) => {
-            shared.metrics.stream_ended(false, 0, 0, duration);
+            shared.metrics.stream_ended(&stats, false, (0, 0), duration);
             return log::warn!("{target}: cannot start the stream: {e}");
         }
     };
     let clean = outcome.clean();
+    let carried = (outcome.sent, outcome.received);
     shared
         .metrics
-        .stream_ended(clean, outcome.sent, outcome.received, duration);
+        .stream_ended(&stats, clean, carried, duration);
     conn.ws.put_unread(unread);
     // The stream set its own time-outs on the socket: the connection's come back.
     let timeout = Some(shared.config.request_timeout);
@@ -204,7 +206,14 @@ fn carry(
         duration,
         client_id: &client_id,
         ok: clean,
+        caller,
+        request_header: Some(&head.header),
+        stream: true,
+        ..Exchange::default()
     };
+    if let Some(capture) = &shared.capture {
+        capture.record(&exchange);
+    }
     match &outcome.aborted {
         None => log::info!("{exchange} stream ended"),
         Some(why) => log::info!("{exchange} stream aborted ({why})"),

@@ -10,6 +10,7 @@ fn exchange(status: u16, millis: u64, ok: bool) -> Exchange<'static> {
         duration: Duration::from_millis(millis),
         client_id: "c1",
         ok,
+        ..Exchange::default()
     }
 }
 
