@@ -155,7 +155,7 @@ fn reply(request: Request, status: u16, body: Value) {
 }
 
 /// Sends the recorded request through the tunnel again, as a new exchange: the same
-/// method, URL and headers (unredacted), and its body, which must have been captured
+/// method, URL and headers (the real ones, not the redacted ones shown), and its body, which must have been captured
 /// whole (a request without a body always is). Returns the new exchange's id.
 fn replay(shared: &Shared, capture: &Capture, record: &Record) -> Result<u64, (u16, String)> {
     if record.stream {
@@ -172,7 +172,7 @@ fn replay(shared: &Shared, capture: &Capture, record: &Record) -> Result<u64, (u
     let head = RequestHead {
         method: record.method.clone(),
         url: record.url.clone(),
-        header: record.replay_headers.clone(),
+        header: record.request_headers.clone(),
         content_length: i64::try_from(body.len()).unwrap_or(i64::MAX),
         stream: None,
     };

@@ -89,21 +89,19 @@ pub struct Record {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub stream: bool,
-    /// The request's headers as relayed, redacted.
+    /// The request's headers as relayed. Kept whole for a replay; redacted whenever
+    /// they are shown ([`Record::detail`]).
     pub request_headers: Headers,
-    /// The response's headers as the client answered them, redacted (none when the
-    /// answer was wsp's own).
+    /// The response's headers as the client answered them (none when the answer was
+    /// wsp's own); redacted when shown.
     pub response_headers: Headers,
     pub request_body: Option<Body>,
     pub response_body: Option<Body>,
-    /// The request's headers as relayed, not redacted: for a replay, never shown.
-    pub replay_headers: Headers,
 }
 
 impl Record {
     /// The record of a finished exchange.
     pub fn of(exchange: &Exchange<'_>) -> Record {
-        let request_headers = exchange.request_header.cloned().unwrap_or_default();
         Record {
             id: 0,
             started: SystemTime::now()
@@ -118,8 +116,7 @@ impl Record {
             bytes_in: exchange.bytes_in,
             bytes_out: exchange.bytes_out,
             stream: exchange.stream,
-            replay_headers: request_headers.clone(),
-            request_headers,
+            request_headers: exchange.request_header.cloned().unwrap_or_default(),
             response_headers: exchange.response_header.cloned().unwrap_or_default(),
             request_body: exchange.request_body.clone(),
             response_body: exchange.response_body.clone(),
@@ -157,7 +154,7 @@ fn part(headers: &Headers, body: Option<&Body>) -> Value {
     use base64::Engine;
     let engine = base64::engine::general_purpose::STANDARD;
     json!({
-        "headers": headers,
+        "headers": redacted(headers),
         "body_base64": body.map(|b| engine.encode(&b.bytes)),
         "body_bytes": body.map(|b| b.total),
         "body_truncated": body.is_some_and(|b| !b.whole()),
@@ -204,8 +201,6 @@ impl Capture {
     /// Returns the id.
     pub fn add(&self, mut record: Record) -> u64 {
         record.id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
-        redact(&mut record.request_headers);
-        redact(&mut record.response_headers);
         let id = record.id;
         let mut ring = self.ring.lock();
         if ring.len() == self.size {
@@ -323,15 +318,17 @@ fn percentile(buckets: &[u32; LATENCY_SLOTS], count: u64, q: f64) -> Option<f64>
     None
 }
 
-/// Replaces the values of the [`REDACTED`] headers.
-fn redact(headers: &mut Headers) {
-    for (name, values) in headers.iter_mut() {
+/// `headers` with the values of the [`REDACTED`] ones replaced.
+fn redacted(headers: &Headers) -> Headers {
+    let mut shown = headers.clone();
+    for (name, values) in shown.iter_mut() {
         if REDACTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
             for value in values.iter_mut() {
                 *value = REDACTION.to_string();
             }
         }
     }
+    shown
 }
 
 /// `2026-12-07T04:52:00.123Z`.
@@ -388,7 +385,6 @@ mod tests {
             response_headers: Headers::from([("Set-Cookie".into(), vec!["a=b".into()])]),
             request_body: None,
             response_body: None,
-            replay_headers: Headers::new(),
         }
     }
 
