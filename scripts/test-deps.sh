@@ -8,6 +8,8 @@
 # - curl: the proxy-mode and transparency tests check that curl, a real caller, gets
 #   through.
 # - make: `.ci/run` runs `make test`.
+# - chromium: the console tests load the operator console in headless Chromium, driven
+#   over its DevTools protocol.
 #
 # Nothing missing: silent, and done in a few milliseconds (no package manager is asked).
 # Something missing: one line saying what is installed and why, then apt-get, quietly
@@ -26,6 +28,7 @@ declare -A WHY=(
     [nginx]="the deployment and transparency tests run the real nginx"
     [curl]="the proxy-mode and transparency tests drive curl through the server"
     [make]=".ci/run runs make test"
+    [chromium]="the console tests drive the console page in headless Chromium"
 )
 
 # True when an executable file named $1 is in one of the directories that follow.
@@ -123,7 +126,7 @@ forbid_daemon_starts() {
 }
 
 missing=()
-for tool in nginx curl make; do
+for tool in nginx curl make chromium; do
     present "$tool" || missing+=("$tool")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
