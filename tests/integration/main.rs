@@ -7,6 +7,7 @@ mod auth;
 mod bodies;
 mod config;
 mod connect;
+mod console_page;
 mod errors;
 mod faults;
 mod fork;
