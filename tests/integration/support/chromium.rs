@@ -289,6 +289,8 @@ impl Browser {
 
     /// Writes a PNG of the viewport to `path`.
     pub fn screenshot(&mut self, path: &Path) {
+        // Two frames, so a scroll or render just done is composited before the capture.
+        self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))");
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
         let data = shot["data"].as_str().expect("screenshot data");
         let png = base64::engine::general_purpose::STANDARD
