@@ -420,6 +420,13 @@ fn lists_clients_exchanges_and_draws_the_chart() {
         let points = series[name].as_u64().unwrap_or(0);
         assert!(points > 50, "{name} series too short: {series}");
     }
+    // The requests line rises off zero: drawn from the data, not a flat placeholder.
+    let height = browser
+        .eval("document.querySelector('#chart path[data-series=requests]').getBBox().height");
+    assert!(
+        height.as_f64().unwrap_or(0.0) > 10.0,
+        "requests line height {height}"
+    );
     let labels = text(&mut browser, "#chart");
     assert!(
         labels.contains("requests / s") && labels.contains("latency ms"),
