@@ -7,9 +7,9 @@
 //! - `GET /api/clients`, `GET /api/stats`, and `/status.json`, `/metrics` as on the
 //!   public port.
 //!
-//! With `admintoken`, every route wants `Authorization: Bearer <token>` (401 otherwise);
-//! the page also opens with `?token=<token>` in its URL, which its script then sends as
-//! the header. No CORS header is ever sent: another site's page cannot read the API, and
+//! With `admintoken`, every route but the page wants `Authorization: Bearer <token>`
+//! (401 otherwise). The page holds no data: opened as `/?token=<token>`, its script sends
+//! the token as that header. No CORS header is ever sent: another site's page cannot read the API, and
 //! a replay (the one route with an effect) is a `POST`.
 
 use std::io::{Cursor, Read};
@@ -34,19 +34,22 @@ pub fn handle(shared: &Shared, request: Request) {
     let Some(capture) = &shared.capture else {
         return reply(request, 404, json!({"error": "no console"}));
     };
-    if !authorized(shared, &request) {
-        let text = "admin token needed or wrong (Authorization: Bearer <admintoken>)";
-        return reply(request, 401, json!({ "error": text }));
-    }
     let path = request
         .url()
         .split('?')
         .next()
         .unwrap_or_default()
         .to_string();
+    // The page holds no data: it is served to anyone, and asks for the token itself.
+    if *request.method() == Method::Get && path == "/" {
+        return page(request);
+    }
+    if !authorized(shared, &request) {
+        let text = "admin token needed or wrong (Authorization: Bearer <admintoken>)";
+        return reply(request, 401, json!({ "error": text }));
+    }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (request.method(), parts.as_slice()) {
-        (Method::Get, [""]) => page(request),
         (Method::Get, ["api", "requests"]) => {
             let list: Vec<Value> = capture.list().iter().map(|r| r.summary()).collect();
             reply(request, 200, json!({ "requests": list }));
@@ -74,8 +77,7 @@ pub fn handle(shared: &Shared, request: Request) {
     }
 }
 
-/// Whether the request carries the admin token, when one is set: as a bearer token, or
-/// for the page as `?token=` in the URL.
+/// Whether the request carries the admin token as a bearer token, when one is set.
 fn authorized(shared: &Shared, request: &Request) -> bool {
     let Some(token) = shared
         .config
@@ -85,15 +87,9 @@ fn authorized(shared: &Shared, request: &Request) -> bool {
     else {
         return true;
     };
-    let bearer = request_header(request, "Authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
-    let in_url = request
-        .url()
-        .split_once('?')
-        .and_then(|(_, query)| query.split('&').find_map(|p| p.strip_prefix("token=")))
-        .map(str::to_string);
-    let page = *request.method() == Method::Get && request.url().split('?').next() == Some("/");
-    bearer.is_some_and(|b| token.matches(&b)) || (page && in_url.is_some_and(|t| token.matches(&t)))
+    request_header(request, "Authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        .is_some_and(|b| token.matches(&b))
 }
 
 fn find(capture: &Capture, id: &str) -> Option<std::sync::Arc<Record>> {

@@ -8,6 +8,7 @@ mod bodies;
 mod config;
 mod connect;
 mod console;
+mod console_page;
 mod errors;
 mod faults;
 mod fork;

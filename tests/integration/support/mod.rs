@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod rawpeer;
 #[path = "../../../examples/test_api/routes.rs"]
 pub mod routes;
