@@ -13,6 +13,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::config::ConfigFile;
+use crate::support::chromium::Browser;
 use crate::support::{get, poll, relay, start_client, status_field, Proc, Server};
 
 /// A request as the recorder got it.
@@ -311,4 +312,62 @@ fn the_ring_stays_bounded_over_thousands_of_requests() {
         rss_after_4000 < rss_after_1000 + 3 * 1024,
         "RSS grew from {rss_after_1000} to {rss_after_4000} KiB"
     );
+}
+
+#[test]
+fn the_real_console_in_a_browser_lists_an_exchange_and_replays_it() {
+    let (api_addr, seen) = recorder();
+    let token = ConfigFile::new("admin-token", "br0wser\n");
+    let flags = ["--inspect", "--admin-token-file", token.path()];
+    let (server, _client, admin) = console_stack(&flags);
+    let url = format!("http://{api_addr}/from-the-browser-test");
+    let reply = relay(
+        &server,
+        "POST",
+        &url,
+        &[("X-Trace", "b1")],
+        Some(b"{\"n\":1}"),
+    );
+    assert_eq!(reply.text(), "seen");
+    let mut browser = Browser::start();
+    browser.navigate(&format!("http://{admin}/?token=br0wser"));
+    let listed = browser.wait_for(
+        "[...document.querySelectorAll('#exchanges tr[data-id]')]\
+           .some(r => r.textContent.includes('/from-the-browser-test'))",
+        Duration::from_secs(20),
+    );
+    assert!(
+        listed,
+        "the exchange never showed; page log: {:?}",
+        browser.page_log()
+    );
+    let client_shown = browser.wait_for(
+        "document.querySelectorAll('#clients tr[data-client-id]').length === 1",
+        Duration::from_secs(10),
+    );
+    assert!(client_shown, "the client never showed");
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-live.png");
+    browser.click("#exchanges tr[data-id]");
+    let opened = browser.wait_for(
+        "document.querySelector('#details').textContent.includes('X-Trace')",
+        Duration::from_secs(10),
+    );
+    assert!(opened, "the details never showed the request's headers");
+    browser.screenshot(&shot);
+    assert!(std::fs::metadata(&shot)
+        .map(|m| m.len() > 10_000)
+        .unwrap_or(false));
+    let before = seen.lock().expect("log").len();
+    browser.click("#replay");
+    let replayed = poll(Duration::from_secs(20), || {
+        (seen.lock().expect("log").len() == before + 1).then_some(())
+    });
+    assert!(replayed.is_some(), "the internal API never saw the replay");
+    let log = seen.lock().expect("log").clone();
+    assert_eq!(log[before].line, log[0].line);
+    assert_eq!(log[before].body, b"{\"n\":1}");
+    assert!(browser.wait_for(
+        "document.body.textContent.includes('replayed as #')",
+        Duration::from_secs(10),
+    ));
 }
