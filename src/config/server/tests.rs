@@ -550,3 +550,61 @@ fn tls_files_come_both_or_neither() {
         "command line: --key-file: certfile (--cert-file) is missing: give both or neither"
     );
 }
+
+#[test]
+fn the_console_is_off_by_default_and_its_keys_are_checked() {
+    assert!(load("").console.is_none(), "no console without admin");
+    let console = load("admin: 127.0.0.1:8090\n").console.expect("console");
+    assert_eq!(console.addr, "127.0.0.1:8090");
+    assert_eq!((console.capture, console.body_limit), (1000, None));
+    assert!(console.token.is_none());
+    let text =
+        "admin: 127.0.0.1:0\ncapture: 5\ninspect: true\ninspectbodylimit: 10\nadmintoken: t\n";
+    let console = load(text).console.expect("console");
+    assert_eq!((console.capture, console.body_limit), (5, Some(10)));
+    assert!(console.token.is_some_and(|t| t.matches("t")));
+    for (bad, names) in [
+        ("admin: 127.0.0.1:0\ncapture: 0\n", "capture"),
+        ("admin: 127.0.0.1:0\ncapture: 100001\n", "capture"),
+        (
+            "admin: 127.0.0.1:0\ninspectbodylimit: 16777217\n",
+            "inspectbodylimit",
+        ),
+        ("admin: \"\"\n", "admin"),
+        ("admintoken: a\nadmintokenfile: /x\n", "admintokenfile"),
+    ] {
+        let msg = error(bad);
+        assert!(msg.contains(names), "{bad:?}: {msg}");
+    }
+}
+
+#[test]
+fn the_admin_token_comes_from_the_flag_file_then_the_environment() {
+    let file = TempFile::new("admin.token", "from-file\n");
+    let flags = ServerFlags {
+        admin: Some("127.0.0.1:0".into()),
+        admin_token_file: Some(file.path().to_string()),
+        inspect: true,
+        ..ServerFlags::default()
+    };
+    let mut vars = std::collections::BTreeMap::new();
+    vars.insert(ADMIN_TOKEN_ENV.to_string(), "from-env".into());
+    let env = Environment {
+        vars,
+        ..Environment::default()
+    };
+    let config = ServerConfig::from_flags_in(&flags, &env).unwrap_or_else(|e| panic!("{e}"));
+    let console = config.console.expect("console");
+    assert!(console
+        .token
+        .as_ref()
+        .is_some_and(|t| t.matches("from-file")));
+    assert_eq!(console.body_limit, Some(64 * 1024));
+    let flags = ServerFlags {
+        admin_token_file: None,
+        ..flags
+    };
+    let config = ServerConfig::from_flags_in(&flags, &env).unwrap_or_else(|e| panic!("{e}"));
+    let token = config.console.and_then(|c| c.token);
+    assert!(token.is_some_and(|t| t.matches("from-env")));
+}
