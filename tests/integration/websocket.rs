@@ -24,7 +24,7 @@ use crate::support::{
 /// The internal API: echoes every message back, answers pings (tungstenite does), and
 /// offers the subprotocol `chat` when asked. Reports each handshake's headers, and
 /// whether the caller's close reached it.
-fn echo_api() -> (String, Receiver<String>) {
+pub(crate) fn echo_api() -> (String, Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
     let (events, seen) = channel();

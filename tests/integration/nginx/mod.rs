@@ -257,3 +257,34 @@ fn a_server_down_leaves_the_other_serving() {
     poll(READY, || (served(a) >= before + 7).then_some(()))
         .unwrap_or_else(|| panic!("A served {} requests, expected {}", served(a), before + 7));
 }
+
+#[test]
+fn a_callers_websocket_passes_through_nginx_and_wsp() {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let deployment = Deployment::start();
+    let (api, seen) = crate::websocket::echo_api();
+    let socket = crate::server_tls::raw_tls(deployment.nginx.addr, &deployment._pki);
+    let mut request = format!("ws://{}/request", deployment.nginx.addr)
+        .into_client_request()
+        .expect("request");
+    let destination = format!("ws://{api}/through-nginx").parse().expect("value");
+    request
+        .headers_mut()
+        .insert("X-PROXY-DESTINATION", destination);
+    let (mut ws, response) = tungstenite::client(request, socket)
+        .unwrap_or_else(|e| panic!("handshake through nginx: {e}"));
+    assert_eq!(response.status(), 101);
+    let handshake = seen.recv_timeout(READY).expect("the API saw the handshake");
+    assert!(
+        handshake.starts_with("handshake /through-nginx "),
+        "{handshake}"
+    );
+    for text in ["one", "two"] {
+        ws.send(Message::text(text)).expect("send");
+        assert_eq!(ws.read().expect("echo"), Message::text(text));
+    }
+    ws.close(None).expect("close");
+    // Plain requests still keep their upstream connections alive meanwhile.
+    deployment.assert_hello();
+}
