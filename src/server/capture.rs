@@ -200,9 +200,11 @@ impl Capture {
     /// Adds `record` (its id is given here), dropping the oldest past the ring's size.
     /// Returns the id.
     pub fn add(&self, mut record: Record) -> u64 {
+        // The id is taken under the ring's lock, so that the ring holds records in the
+        // order of their ids, which [`Capture::get`] relies on.
+        let mut ring = self.ring.lock();
         record.id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
         let id = record.id;
-        let mut ring = self.ring.lock();
         if ring.len() == self.size {
             ring.pop_front();
         }
@@ -402,6 +404,23 @@ mod tests {
         assert!(capture.get(6).is_none());
         capture.clear();
         assert!(capture.list().is_empty() && capture.get(5).is_none());
+    }
+
+    #[test]
+    fn records_added_from_many_threads_are_all_found_by_id() {
+        let capture = Capture::new(10_000, None);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        capture.add(record("/"));
+                    }
+                });
+            }
+        });
+        let list = capture.list();
+        assert_eq!(list.len(), 4000);
+        assert!(list.iter().all(|r| capture.get(r.id).is_some_and(|g| g.id == r.id)));
     }
 
     #[test]
