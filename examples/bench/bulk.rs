@@ -113,6 +113,7 @@ pub fn measure(bench: &Bench, kind: Kind) -> Result<BulkResult, String> {
     let spec = TunnelSpec {
         tag: kind.tag(),
         server_log_level: "warn",
+        server_flags: &[],
         client_flags: &[],
     };
     let tunnel = Tunnel::start_ready(bench.bins, bench.log_dir, &spec, bench.upstream)?;

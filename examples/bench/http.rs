@@ -166,3 +166,48 @@ pub fn get(
     let body = read_small_body(&mut stream, &head, leftover)?;
     Ok((head.status, body))
 }
+
+/// `POST path` of `body` on `addr` (through the tunnel when `destination` is given):
+/// status and body.
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    destination: Option<&str>,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
+    let mut stream = connect(addr)?;
+    write_head(
+        &mut stream,
+        "POST",
+        path,
+        destination,
+        Some(body.len() as u64),
+    )?;
+    stream
+        .write_all(body)
+        .map_err(|e| format!("sending a {}-byte body: {e}", body.len()))?;
+    let (head, leftover) = read_head(&mut stream)?;
+    let body = read_small_body(&mut stream, &head, leftover)?;
+    Ok((head.status, body))
+}
+
+/// `GET path` on `addr` as HTTP/1.0, the body read to the end of the connection: for
+/// answers a server may send chunked to HTTP/1.1 (the admin API's long lists).
+pub fn get_http10(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>), String> {
+    let mut stream = connect(addr)?;
+    let head = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| format!("sending GET {path} to {addr}: {e}"))?;
+    let (head, mut body) = read_head(&mut stream)?;
+    stream
+        .take(MAX_SMALL_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("reading the body of GET {path}: {e}"))?;
+    if body.len() as u64 > MAX_SMALL_BODY {
+        return Err(format!(
+            "GET {path}: a body longer than {MAX_SMALL_BODY} bytes"
+        ));
+    }
+    Ok((head.status, body))
+}

@@ -44,6 +44,7 @@ pub fn measure(bins: &Binaries, log_dir: &Path) -> Result<IdleResult, String> {
     let spec = TunnelSpec {
         tag: "idle",
         server_log_level: "debug",
+        server_flags: &[],
         client_flags: &["--pool-idle-size", &size, "--pool-max-size", &size],
     };
     let mut tunnel = Tunnel::start(bins, log_dir, &spec)?;

@@ -61,6 +61,7 @@ pub fn measure(
     let spec = TunnelSpec {
         tag: "long",
         server_log_level: "warn",
+        server_flags: &[],
         client_flags: &[],
     };
     let tunnel = Tunnel::start_ready(bins, log_dir, &spec, upstream)?;
@@ -87,6 +88,7 @@ pub fn measure(
             connections: CONNECTIONS,
             duration: Duration::from_secs_f64(secs.max(1.0)),
             stop_after_per_thread: first.then_some(FIRST / threads),
+            post_bytes: None,
             log_base: &log_dir.join(format!("wrk-long-{run:03}")),
         })?;
         if result.requests == 0 {

@@ -14,10 +14,13 @@
 //! The peer rows ([`peers`]) run the same requests through rathole, the tunnel a user would
 //! compare wsp with, in front of nginx: rathole is a benchmark peer that
 //! `scripts/bench.sh` installs into `target/bench-peers/`, never a dependency of wsp.
+//! The console rows ([`console`]) show what the operator console (`--admin`, `--inspect`)
+//! costs the server per request.
 //!
 //! `BENCH_SECS` sets each wrk run's length (default 10); `BENCH_LONG=1` adds the
 //! 1,000,000-request memory row (a few minutes). `BENCH_ONLY` names the groups of rows to
-//! run (comma-separated: `small`, `bulk`, `idle`, `register`, `peers`; default all), e.g.
+//! run (comma-separated: `small`, `bulk`, `idle`, `register`, `peers`, `console`; default
+//! all), e.g.
 //! `BENCH_ONLY=register`; `BENCH_REGISTER_MAX` (2,000 to 10,000) caps the WebSockets of
 //! the registration row.
 
@@ -35,6 +38,8 @@ mod procs;
 mod binaries;
 
 mod bulk;
+mod console;
+mod console_report;
 mod http;
 mod idle;
 mod long;
@@ -65,7 +70,7 @@ use stack::Upstream;
 const DEFAULT_SECS: u64 = 10;
 
 /// The groups of rows `BENCH_ONLY` can name (the long row has `BENCH_LONG`).
-const GROUPS: [&str; 5] = ["small", "bulk", "idle", "register", "peers"];
+const GROUPS: [&str; 6] = ["small", "bulk", "idle", "register", "peers", "console"];
 
 /// What the environment asked for.
 struct Settings {
@@ -101,8 +106,12 @@ fn run() -> Result<(), String> {
     let target_dir = release_dir.parent().unwrap_or(&release_dir).to_path_buf();
     let log_dir = fresh_dir(&target_dir.join("bench-logs"))?;
     let bins = Binaries::beside(&release_dir)?;
-    // wrk runs the small-request rows, the peer rows and the long row, and only those.
-    let wrk_version = if settings.runs("small") || settings.runs("peers") || settings.long {
+    // wrk runs the small-request rows, the peer rows, the console rows and the long row.
+    let wrk_version = if ["small", "peers", "console"]
+        .iter()
+        .any(|g| settings.runs(g))
+        || settings.long
+    {
         Some(wrk::version()?)
     } else {
         None
@@ -157,6 +166,12 @@ fn run() -> Result<(), String> {
     } else {
         None
     };
+    let console = if settings.runs("console") {
+        let duration = Duration::from_secs(settings.secs);
+        Some(console::measure(&bins, &log_dir, &upstream, duration)?)
+    } else {
+        None
+    };
     let results = report::Results {
         machine,
         command: command(&settings),
@@ -168,6 +183,7 @@ fn run() -> Result<(), String> {
         register,
         long,
         peers,
+        console,
         server_bytes: file_size(&bins.server)?,
         client_bytes: file_size(&bins.client)?,
     };

@@ -224,12 +224,14 @@ fn start(bench: &Bench, route: Route) -> Result<(Option<Pair>, Targets), String>
             let spec = TunnelSpec {
                 tag: "peers",
                 server_log_level: "warn",
+                server_flags: &[],
                 client_flags: &[],
             };
             let Tunnel {
                 addr,
                 client,
                 server,
+                ..
             } = Tunnel::start_ready(bench.bins, bench.log_dir, &spec, bench.upstream)?;
             let targets = Targets {
                 small: Target::via_wsp(addr, nginx.url(SMALL_FILE)),
@@ -291,6 +293,7 @@ fn measure_path(bench: &Bench, route: Route) -> Result<PathResult, String> {
             connections,
             duration: bench.duration,
             stop_after_per_thread: None,
+            post_bytes: None,
             log_base: &bench
                 .log_dir
                 .join(format!("wrk-{}-c{connections}", route.tag())),

@@ -140,16 +140,27 @@ pub fn open_files(pid: u32) -> Result<usize, String> {
 
 /// The IPv4 address on which `pid` has a listening TCP socket, if it has one yet.
 pub fn listening_addr(pid: u32) -> Option<SocketAddr> {
+    listening_addrs(pid).into_iter().next()
+}
+
+/// Every IPv4 address on which `pid` has a listening TCP socket.
+pub fn listening_addrs(pid: u32) -> Vec<SocketAddr> {
     let inodes = socket_inodes(pid);
-    let table = fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-        if *state != TCP_LISTEN || !inodes.contains(*inode) {
-            return None;
-        }
-        parse_hex_addr(local)
-    })
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return Vec::new();
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            if *state != TCP_LISTEN || !inodes.contains(*inode) {
+                return None;
+            }
+            parse_hex_addr(local)
+        })
+        .collect()
 }
 
 /// The inodes of the sockets `pid` has open (`socket:[INODE]` links in `/proc/<pid>/fd`).

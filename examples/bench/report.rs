@@ -8,6 +8,8 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::bulk::{BulkResult, Kind, BULK_LEN, RUNS};
+use crate::console::ConsoleResult;
+use crate::console_report;
 use crate::idle::{IdleResult, IDLE};
 use crate::long::{self, LongResult};
 use crate::machine::Machine;
@@ -53,6 +55,8 @@ pub struct Results {
     pub long: Option<LongResult>,
     /// `None` for the groups of rows that `BENCH_ONLY` left out.
     pub peers: Option<PeersResult>,
+    /// `None` for the groups of rows that `BENCH_ONLY` left out.
+    pub console: Option<ConsoleResult>,
     pub server_bytes: u64,
     pub client_bytes: u64,
 }
@@ -108,6 +112,9 @@ pub fn render(results: &Results) -> String {
     }
     if let Some(peers) = &results.peers {
         peers_report::render(&mut md, peers, results.secs);
+    }
+    if let Some(console) = &results.console {
+        console_report::render(&mut md, console, results.secs);
     }
     md
 }

@@ -59,12 +59,14 @@ pub fn measure(bench: &Bench, connections: usize) -> Result<SmallResult, String>
             connections,
             duration: bench.duration,
             stop_after_per_thread: None,
+            post_bytes: None,
             log_base: &bench.log_dir.join(format!("wrk-direct-c{connections}")),
         },
     )?;
     let spec = TunnelSpec {
         tag: &format!("c{connections}"),
         server_log_level: "warn",
+        server_flags: &[],
         client_flags: &[],
     };
     let tunnel = Tunnel::start_ready(bench.bins, bench.log_dir, &spec, bench.upstream)?;
@@ -79,6 +81,7 @@ pub fn measure(bench: &Bench, connections: usize) -> Result<SmallResult, String>
             connections,
             duration: bench.duration,
             stop_after_per_thread: None,
+            post_bytes: None,
             log_base: &bench.log_dir.join(format!("wrk-tunnel-c{connections}")),
         },
     )?;

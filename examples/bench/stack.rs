@@ -53,6 +53,8 @@ pub struct TunnelSpec<'a> {
     /// Names the log files: `server-<tag>-1.log`, `client-<tag>-1.log`.
     pub tag: &'a str,
     pub server_log_level: &'a str,
+    /// Flags added to the server's (e.g. `--admin 127.0.0.1:0`).
+    pub server_flags: &'a [&'a str],
     /// Flags added to the client's (e.g. the pool sizes).
     pub client_flags: &'a [&'a str],
 }
@@ -60,6 +62,8 @@ pub struct TunnelSpec<'a> {
 /// One `wsp_server` and one `wsp_client` registered to it.
 pub struct Tunnel {
     pub addr: SocketAddr,
+    /// The admin listener's address, when the server has `--admin`.
+    pub admin: Option<SocketAddr>,
     // The client first: dropped (killed) before the server it talks to.
     pub client: Proc,
     pub server: Proc,
@@ -68,7 +72,7 @@ pub struct Tunnel {
 impl Tunnel {
     /// Starts the server, finds its port, starts the client; does not wait for the client.
     pub fn start(bins: &Binaries, log_dir: &Path, spec: &TunnelSpec) -> Result<Tunnel, String> {
-        let server_args = [
+        let mut server_args = [
             "--port",
             "0",
             "--secret-key",
@@ -76,10 +80,17 @@ impl Tunnel {
             "--log-level",
             spec.server_log_level,
         ]
-        .map(String::from);
+        .map(String::from)
+        .to_vec();
+        server_args.extend(spec.server_flags.iter().map(|f| f.to_string()));
         let name = format!("server-{}", spec.tag);
         let mut server = Proc::spawn(&name, 1, &bins.server, &server_args, log_dir)?;
-        let addr = wait_listening(&mut server)?;
+        let (addr, admin) = if spec.server_flags.contains(&"--admin") {
+            let (addr, admin) = wait_listening_with_admin(&mut server)?;
+            (addr, Some(admin))
+        } else {
+            (wait_listening(&mut server)?, None)
+        };
         let mut client_args = [
             "--target",
             &format!("ws://{addr}/register"),
@@ -97,6 +108,7 @@ impl Tunnel {
         let client = Proc::spawn(&name, 1, &bins.client, &client_args, log_dir)?;
         Ok(Tunnel {
             addr,
+            admin,
             client,
             server,
         })
@@ -186,4 +198,33 @@ pub fn wait_listening(server: &mut Proc) -> Result<SocketAddr, String> {
         }
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// [`wait_listening`] for a server with `--admin`: at `warn` it logs neither address, so
+/// once it has two listening sockets the one whose `/api/stats` answers 200 is the admin
+/// listener (the public port answers 404 there). Returns (public, admin).
+pub fn wait_listening_with_admin(server: &mut Proc) -> Result<(SocketAddr, SocketAddr), String> {
+    let deadline = Instant::now() + READY;
+    loop {
+        if let [a, b] = procfs::listening_addrs(server.pid())[..] {
+            match (is_admin(a), is_admin(b)) {
+                (true, false) => return Ok((b, a)),
+                (false, true) => return Ok((a, b)),
+                _ => {}
+            }
+        }
+        if let Some(status) = server.exited() {
+            return Err(format!("{server} exited ({status}) before listening"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{server} did not listen on its port and its admin listener within {READY:?}"
+            ));
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn is_admin(addr: SocketAddr) -> bool {
+    matches!(http::get(addr, "/api/stats", None), Ok((200, _)))
 }

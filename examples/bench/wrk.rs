@@ -78,6 +78,8 @@ pub struct Load<'a> {
     pub duration: Duration,
     /// Each wrk thread stops after this many answers, when given.
     pub stop_after_per_thread: Option<u64>,
+    /// A `POST` with a body of this many bytes instead of a `GET`, when given.
+    pub post_bytes: Option<usize>,
     /// Where the script and wrk's output go: `<log_base>.lua`, `<log_base>.log`.
     pub log_base: &'a Path,
 }
@@ -173,6 +175,12 @@ fn script_text(load: &Load) -> String {
     if let Some(destination) = load.destination {
         lua.push_str(&format!(
             "wrk.headers[\"X-PROXY-DESTINATION\"] = \"{destination}\"\n"
+        ));
+    }
+    if let Some(len) = load.post_bytes {
+        // wrk adds the Content-Length of `wrk.body` to every request.
+        lua.push_str(&format!(
+            "wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", {len})\n"
         ));
     }
     if let Some(limit) = load.stop_after_per_thread {
