@@ -18,7 +18,7 @@ SOAK_SECS ?= 300
 # Seconds of each wrk run of `make bench`; BENCH_LONG=1 adds its long memory row.
 BENCH_SECS ?= 10
 BENCH_LONG ?= 0
-# Groups of rows of `make bench` (small,bulk,idle,register,peers); empty runs all.
+# Groups of rows of `make bench` (small,bulk,idle,register,peers,console); empty runs all.
 BENCH_ONLY ?=
 # WebSockets of the registration row; empty means 10000.
 BENCH_REGISTER_MAX ?=

@@ -33,7 +33,7 @@ runs() {
 
 # wrk drives the small-request rows, the peer rows and the long row, and only those.
 needs_wrk() {
-    [ "${BENCH_LONG:-0}" = 1 ] || runs small || runs peers
+    [ "${BENCH_LONG:-0}" = 1 ] || runs small || runs peers || runs console
 }
 
 if needs_wrk && ! command -v wrk >/dev/null 2>&1; then
