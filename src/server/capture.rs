@@ -420,7 +420,9 @@ mod tests {
         });
         let list = capture.list();
         assert_eq!(list.len(), 4000);
-        assert!(list.iter().all(|r| capture.get(r.id).is_some_and(|g| g.id == r.id)));
+        assert!(list
+            .iter()
+            .all(|r| capture.get(r.id).is_some_and(|g| g.id == r.id)));
     }
 
     #[test]
