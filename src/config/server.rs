@@ -65,6 +65,12 @@ pub struct RawServerConfig {
     pub inspect: Option<bool>,
     /// Bytes of each body kept when inspecting.
     pub inspectbodylimit: Option<usize>,
+    /// Requests per second a caller (address, and identity with `auth`) may make.
+    pub callerrate: Option<f64>,
+    /// Requests a caller may make at once before `callerrate` applies.
+    pub callerburst: Option<u32>,
+    /// Most requests in flight over one client id's connections.
+    pub clientmaxinflight: Option<usize>,
 }
 
 /// wsp_server: public side of a reverse HTTP proxy over WebSocket
@@ -149,6 +155,18 @@ pub struct ServerFlags {
     /// bytes of each body kept with --inspect (default 65536)
     #[argh(option)]
     pub inspect_body_limit: Option<usize>,
+    /// requests per second each caller address (and each identity, with auth) may make;
+    /// beyond, 429 with Retry-After (default 0: no limit)
+    #[argh(option)]
+    pub caller_rate: Option<f64>,
+    /// requests a caller may make at once before --caller-rate applies (default: the
+    /// rate, rounded up, at least 1)
+    #[argh(option)]
+    pub caller_burst: Option<u32>,
+    /// most requests in flight over one client id's connections; more wait as for a busy
+    /// pool (default 0: no limit)
+    #[argh(option)]
+    pub client_max_inflight: Option<usize>,
     /// log level: error, warn, info, debug, trace or off (default info)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -180,6 +198,9 @@ impl Default for ServerFlags {
             capture: None,
             inspect: false,
             inspect_body_limit: None,
+            caller_rate: None,
+            caller_burst: None,
+            client_max_inflight: None,
             log_level: "info".to_string(),
         }
     }
@@ -227,6 +248,11 @@ pub struct ServerConfig {
     pub max_connections: Option<usize>,
     /// The operator console (`admin`): `None` by default, and then nothing of it runs.
     pub console: Option<Console>,
+    /// Requests per second and burst per caller (`callerrate`, `callerburst`): `None`
+    /// by default, no limit.
+    pub caller_rate: Option<(f64, u32)>,
+    /// Most requests in flight per client id (`clientmaxinflight`): `None` by default.
+    pub client_max_inflight: Option<usize>,
 }
 
 /// The admin listener's settings.
@@ -278,6 +304,8 @@ impl Default for ServerConfig {
             tls: None,
             max_connections: None,
             console: None,
+            caller_rate: None,
+            client_max_inflight: None,
         }
     }
 }
@@ -342,6 +370,17 @@ impl ServerConfig {
         let names = ("maxconnections", "--max-connections");
         sources.apply(&mut raw.maxconnections, max, names);
         apply_console_flags(&mut raw, &mut sources, flags, env)?;
+        let rate = flags.caller_rate.as_ref();
+        sources.apply(&mut raw.callerrate, rate, ("callerrate", "--caller-rate"));
+        let burst = flags.caller_burst.as_ref();
+        sources.apply(
+            &mut raw.callerburst,
+            burst,
+            ("callerburst", "--caller-burst"),
+        );
+        let inflight = flags.client_max_inflight.as_ref();
+        let names = ("clientmaxinflight", "--client-max-inflight");
+        sources.apply(&mut raw.clientmaxinflight, inflight, names);
         let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -363,6 +402,8 @@ impl ServerConfig {
         let mut config = ServerConfig::default();
         set_durations(&mut config, &raw, sources)?;
         config.console = console(&mut raw, sources)?;
+        config.caller_rate = caller_rate(raw.callerrate, raw.callerburst, sources)?;
+        config.client_max_inflight = raw.clientmaxinflight.filter(|&n| n > 0);
         config.secret_key = choose_key(overrides.key, raw.secretkey, raw.secretkeyfile, sources)?;
         let (token_files, env) = (overrides.token_files, overrides.env);
         config.auth = super::auth::compile(raw.auth, token_files, sources, env)?;
@@ -421,6 +462,26 @@ fn apply_console_flags(
         raw.admintokenfile = None;
     }
     Ok(())
+}
+
+/// The caller rate limit, checked; `None` when off (no rate, or 0).
+fn caller_rate(
+    rate: Option<f64>,
+    burst: Option<u32>,
+    sources: &Sources,
+) -> Result<Option<(f64, u32)>, ConfigError> {
+    let rate = rate.unwrap_or(0.0);
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(sources.invalid("callerrate", format!("{rate}: must be 0 or more")));
+    }
+    if rate == 0.0 {
+        return Ok(None);
+    }
+    let burst = burst.unwrap_or_else(|| rate.ceil().min(f64::from(u32::MAX)) as u32);
+    if burst == 0 {
+        return Err(sources.invalid("callerburst", "0: must be at least 1"));
+    }
+    Ok(Some((rate, burst)))
 }
 
 /// The console's settings, checked; `None` without `admin`.

@@ -136,6 +136,8 @@ pub struct Metrics {
     stream_bytes_up: AtomicU64,
     stream_bytes_down: AtomicU64,
     stream_micros: AtomicU64,
+    /// Requests refused 429 for `callerrate`, by address and by identity.
+    rate_limited: [AtomicU64; 2],
     clients: Mutex<HashMap<Arc<str>, Arc<ClientStats>>>,
 }
 
@@ -165,6 +167,13 @@ impl Metrics {
             &client.errors
         };
         tally.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request refused for its caller's rate, by `kind` (`address` or
+    /// `identity`).
+    pub fn count_rate_limited(&self, kind: &str) {
+        let i = usize::from(kind == "identity");
+        self.rate_limited[i].fetch_add(1, Relaxed);
     }
 
     /// Counts a stream that starts carrying bytes over `client`'s connection.
@@ -298,6 +307,16 @@ impl Metrics {
             let _ = writeln!(out, "{name} {}", counter.load(Relaxed));
         }
         self.render_streams(&mut out);
+        let name = "wsp_rate_limited_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Requests refused 429 over callerrate.",
+        );
+        for (by, counter) in ["address", "identity"].iter().zip(&self.rate_limited) {
+            let _ = writeln!(out, "{name}{{by=\"{by}\"}} {}", counter.load(Relaxed));
+        }
         out
     }
 

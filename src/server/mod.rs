@@ -33,6 +33,7 @@
 pub(crate) mod admin;
 pub(crate) mod capture;
 pub(crate) mod connection;
+pub(crate) mod limits;
 pub(crate) mod metrics;
 pub(crate) mod pool;
 pub(crate) mod proxy;
@@ -106,6 +107,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The console's record of recent exchanges; `None` without `admin`.
     pub capture: Option<capture::Capture>,
+    /// The caller rate limits; `None` without `callerrate`.
+    pub limits: Option<limits::RateLimits>,
     /// Watches idle connections, where the system allows (see [`watcher`]).
     watcher: Option<Arc<watcher::Watcher>>,
     /// Requests being handled, for the graceful shutdown to wait on.
@@ -219,17 +222,22 @@ impl Server {
             }
         };
         let max = max_connections(config.max_connections);
+        let limits = config
+            .caller_rate
+            .map(|(rate, burst)| limits::RateLimits::new(rate, burst));
         let capture = config
             .console
             .as_ref()
             .map(|c| capture::Capture::new(c.capture, c.body_limit));
         let shared = Arc::new(Shared {
             max_connections: max,
-            hub: Hub::new(config.ping_timeout, watcher.clone()),
+            hub: Hub::new(config.ping_timeout, watcher.clone())
+                .with_max_inflight(config.client_max_inflight),
             watcher,
             config,
             metrics: Metrics::default(),
             capture,
+            limits,
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             refusals: AtomicU64::new(0),

@@ -94,6 +94,10 @@ pub struct Hub {
     ping_timeout: Duration,
     /// Watches idle connections, if the system allows.
     watcher: Option<Arc<Watcher>>,
+    /// Most connections of one client busy at once (`clientmaxinflight`).
+    max_inflight: Option<usize>,
+    /// Times a request passed over a client at that cap.
+    capped: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -109,6 +113,8 @@ struct State {
     /// Connections released by a request, in order: when, and which. Each is armed with
     /// the watcher once idle for [`ARM_AFTER`], if it still is (the same `idle_since`).
     to_arm: VecDeque<(Instant, u64)>,
+    /// The hub's `clientmaxinflight`.
+    max_inflight: Option<usize>,
 }
 
 #[derive(Default)]
@@ -129,7 +135,23 @@ impl Hub {
             state: Mutex::default(),
             ping_timeout,
             watcher,
+            max_inflight: None,
+            capped: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Caps the requests in flight over each client's connections: a client at the cap
+    /// is passed over, and a request finding every client there waits as for a busy
+    /// pool.
+    pub fn with_max_inflight(mut self, max: Option<usize>) -> Hub {
+        self.max_inflight = max;
+        self.state.get_mut().max_inflight = max;
+        self
+    }
+
+    /// Times a request passed over a client at `clientmaxinflight`.
+    pub fn capped(&self) -> u64 {
+        self.capped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds a freshly registered connection as idle (or hands it to a waiting request).
@@ -175,7 +197,7 @@ impl Hub {
             let idle = {
                 let mut state = self.state.lock();
                 state.check_known(choice)?;
-                match state.take_idle(choice) {
+                match state.take_idle(choice, self.max_inflight, &self.capped) {
                     Some(conn) => conn,
                     None => {
                         let (tx, rx) = bounded(1);
@@ -409,7 +431,11 @@ impl State {
     /// Hands a connection to the first request waiting for one of its client, or puts it
     /// in its client's idle vector, armed as `arm` says.
     fn put_idle(&mut self, mut conn: Connection, arm: Arm<'_>) {
-        let mut i = 0;
+        // Counted busy until it is idle: handed to a waiter, it stays busy. A fresh
+        // registration would then put its client over `clientmaxinflight`.
+        let pool = self.clients.get(&conn.client_id);
+        let over = pool.is_some_and(|p| self.max_inflight.is_some_and(|m| p.busy > m));
+        let mut i = if over { self.waiters.len() } else { 0 };
         while i < self.waiters.len() {
             if !self.waiters[i].wants(&conn) {
                 i += 1;
@@ -460,7 +486,12 @@ impl State {
 
     /// Pops an idle connection of the least busy client that has one and that `choice`
     /// allows, `choice.avoid` last.
-    fn take_idle(&mut self, choice: Choice<'_>) -> Option<Connection> {
+    fn take_idle(
+        &mut self,
+        choice: Choice<'_>,
+        max_inflight: Option<usize>,
+        capped: &std::sync::atomic::AtomicU64,
+    ) -> Option<Connection> {
         let n = self.clients.len().max(1);
         self.turn = self.turn.wrapping_add(1);
         let turn = self.turn;
@@ -472,6 +503,10 @@ impl State {
                 !p.idle.is_empty()
                     && choice.only.is_none_or(|o| o == &***id)
                     && (!choice.streams || p.streams)
+                    && (max_inflight.is_none_or(|m| p.busy < m) || {
+                        capped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        false
+                    })
             })
             .min_by_key(|(i, (id, p))| {
                 let avoided = choice.avoid.is_some_and(|a| a == &***id);

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tiny_http::{HeaderField, Request};
 
+use super::limits::Key;
 use super::reply::{refuse, request_header, text_response};
 use super::{retry, stream, Shared};
 use crate::auth::Refused;
@@ -136,16 +137,17 @@ fn as_http(url: String) -> String {
     }
 }
 
-/// Gives the request back if its caller may use the relay (always, without `auth`);
-/// otherwise answers it 401 or 407 with the challenges, and gives nothing back.
+/// Gives the request back if its caller may use the relay: authenticated (always,
+/// without `auth`) and within the caller rate limits (`callerrate`). Otherwise answers
+/// it (401 or 407 with the challenges; 429 with `Retry-After`) and gives nothing back.
 pub fn authenticate(shared: &Shared, request: Request, style: Style) -> Option<Request> {
     // Without `auth` (the default) the caller's headers are not even looked at.
     if !shared.config.auth.is_enabled() {
-        return Some(request);
+        return within_rate(shared, request, None);
     }
     let credentials = request_header(&request, style.credentials_header());
     match shared.config.auth.check(credentials.as_deref()) {
-        Ok(()) => Some(request),
+        Ok(()) => within_rate(shared, request, credentials.as_deref()),
         Err(refused) => {
             let name = style.name();
             log::info!("{name} from {:?}: {refused}", request.remote_addr());
@@ -201,6 +203,37 @@ pub(super) fn admit(
     }
     let only = request_header(&request, CLIENT_HEADER).filter(|id| !id.is_empty());
     Some((request, only))
+}
+
+/// Gives the request back if its caller's address, and its identity (`credentials`, with
+/// `auth`), have a token left; otherwise answers 429 with `Retry-After`.
+fn within_rate(shared: &Shared, request: Request, credentials: Option<&str>) -> Option<Request> {
+    let Some(limits) = &shared.limits else {
+        return Some(request);
+    };
+    let address = request.remote_addr().map(|a| Key::Address(a.ip()));
+    let identity = credentials.map(|c| limits.identity(c));
+    for key in address.into_iter().chain(identity) {
+        if let Err(wait) = limits.take(key) {
+            shared.metrics.count_rate_limited(key.kind());
+            let secs = wait.as_secs_f64().ceil().max(1.0);
+            let who = match (key, request.remote_addr()) {
+                (Key::Address(ip), _) => ip.to_string(),
+                (Key::Identity(_), Some(addr)) => format!("these credentials (from {})", addr.ip()),
+                (Key::Identity(_), None) => "these credentials".to_string(),
+            };
+            let text = format!(
+                "wsp server: too many requests from {who}; retry in {secs} s (callerrate, callerburst)"
+            );
+            let mut response = text_response(429, &text);
+            if let Ok(h) = tiny_http::Header::from_bytes(&b"Retry-After"[..], secs.to_string()) {
+                response.add_header(h);
+            }
+            let _ = request.respond(response);
+            return None;
+        }
+    }
+    Some(request)
 }
 
 /// 401 or 407 with one challenge per scheme the server accepts.

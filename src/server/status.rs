@@ -44,7 +44,13 @@ pub fn handle_status(shared: &Shared, request: Request, json: bool) {
 /// `/metrics`.
 pub fn handle_metrics(shared: &Shared, request: Request) {
     let clients = shared.metrics.views(shared.hub.clients());
-    let text = shared.metrics.render(&clients);
+    let mut text = shared.metrics.render(&clients);
+    let name = "wsp_client_inflight_capped_total";
+    text.push_str(&format!(
+        "# HELP {name} Times a request passed over a client at clientmaxinflight.\n\
+         # TYPE {name} counter\n{name} {}\n",
+        shared.hub.capped()
+    ));
     let _ = request.respond(typed(text, PROMETHEUS_CONTENT_TYPE));
 }
 

@@ -608,3 +608,29 @@ fn the_admin_token_comes_from_the_flag_file_then_the_environment() {
     let token = config.console.and_then(|c| c.token);
     assert!(token.is_some_and(|t| t.matches("from-env")));
 }
+
+#[test]
+fn caller_rates_and_the_inflight_cap_are_off_by_default_and_checked() {
+    let config = load("");
+    assert_eq!(
+        (config.caller_rate, config.client_max_inflight),
+        (None, None)
+    );
+    let config = load("callerrate: 2.5\nclientmaxinflight: 4\n");
+    assert_eq!(
+        config.caller_rate,
+        Some((2.5, 3)),
+        "burst: the rate rounded up"
+    );
+    assert_eq!(config.client_max_inflight, Some(4));
+    assert_eq!(
+        load("callerrate: 10\ncallerburst: 50\n").caller_rate,
+        Some((10.0, 50))
+    );
+    assert_eq!(
+        load("callerrate: 0\nclientmaxinflight: 0\n").caller_rate,
+        None
+    );
+    assert!(error("callerrate: -1\n").contains("callerrate"));
+    assert!(error("callerrate: 1\ncallerburst: 0\n").contains("callerburst"));
+}

@@ -319,3 +319,32 @@ fn a_stream_goes_only_to_a_client_that_announced_streams() {
         assert_eq!(&*waiter.join().expect("waiter"), "ours");
     });
 }
+
+#[test]
+fn a_client_at_its_inflight_cap_is_passed_over_even_by_a_fresh_registration() {
+    let hub = Hub::new(LONG, None).with_max_inflight(Some(1));
+    let (a1, _p1) = connection("a");
+    let (a2, _p2) = connection("a");
+    hub.add(a1, 2);
+    hub.add(a2, 2);
+    let held = hub.acquire(soon(), any()).expect("the first");
+    assert_eq!(
+        hub.acquire(soon(), any()).err(),
+        Some(AcquireError::Timeout),
+        "an idle connection is there, but the client is at its cap"
+    );
+    assert!(hub.capped() >= 1);
+    thread::scope(|s| {
+        let waiter = s.spawn(|| hub.acquire(Instant::now() + LONG, any()).is_ok());
+        while hub.state.lock().waiters.is_empty() {
+            thread::yield_now();
+        }
+        // A connection registering now must not go to the waiter: the client is at its cap.
+        let (a3, _p3) = connection("a");
+        hub.add(a3, 2);
+        assert_eq!(hub.state.lock().waiters.len(), 1, "the waiter still waits");
+        // The first ends: now the waiter goes.
+        held.release();
+        assert!(waiter.join().expect("waiter"));
+    });
+}
