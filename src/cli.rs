@@ -92,3 +92,23 @@ pub fn on_termination(stop: impl Fn() + Send + 'static) {
         log::warn!("cannot handle SIGTERM/SIGINT, they will kill at once: {e}");
     }
 }
+
+/// Runs `reload` on a thread of its own at every SIGHUP (the operators' "read your
+/// configuration again"), until the process ends.
+pub fn on_hangup(reload: impl Fn() + Send + 'static) {
+    let mut signals = match Signals::new([signal_hook::consts::SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::warn!("cannot handle SIGHUP, the configuration cannot be reloaded: {e}");
+            return;
+        }
+    };
+    let spawned = thread::Builder::new().name("sighup".into()).spawn(move || {
+        for _ in signals.forever() {
+            reload();
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot handle SIGHUP: {e}");
+    }
+}

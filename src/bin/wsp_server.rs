@@ -26,6 +26,11 @@ fn main() -> ExitCode {
     if let Some(admin) = server.admin_addr() {
         log::info!("console on http://{admin}/");
     }
+    let reload = server.reload_handle();
+    cli::on_hangup(move || {
+        let loaded = ServerConfig::from_flags(&flags).map_err(|e| e.to_string());
+        reload.reload(loaded);
+    });
     let handle = server.shutdown_handle();
     cli::on_termination(move || handle.shutdown());
     server.run();

@@ -79,12 +79,8 @@ pub fn handle(shared: &Shared, request: Request) {
 
 /// Whether the request carries the admin token as a bearer token, when one is set.
 fn authorized(shared: &Shared, request: &Request) -> bool {
-    let Some(token) = shared
-        .config
-        .console
-        .as_ref()
-        .and_then(|c| c.token.as_ref())
-    else {
+    let config = shared.config();
+    let Some(token) = config.console.as_ref().and_then(|c| c.token.as_ref()) else {
         return true;
     };
     request_header(request, "Authorization")
@@ -173,7 +169,7 @@ fn replay(shared: &Shared, capture: &Capture, record: &Record) -> Result<u64, (u
         stream: None,
     };
     let arrival = Instant::now();
-    let deadline = arrival + shared.config.timeout;
+    let deadline = arrival + shared.config().timeout;
     let choice = Choice {
         only: None,
         avoid: None,

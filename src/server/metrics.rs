@@ -138,6 +138,8 @@ pub struct Metrics {
     stream_micros: AtomicU64,
     /// Requests refused 429 for `callerrate`, by address and by identity.
     rate_limited: [AtomicU64; 2],
+    /// Configuration reloads that took, and those refused.
+    reloads: [AtomicU64; 2],
     clients: Mutex<HashMap<Arc<str>, Arc<ClientStats>>>,
 }
 
@@ -174,6 +176,11 @@ impl Metrics {
     pub fn count_rate_limited(&self, kind: &str) {
         let i = usize::from(kind == "identity");
         self.rate_limited[i].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a reload (SIGHUP), taken or refused.
+    pub fn count_reload(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].fetch_add(1, Relaxed);
     }
 
     /// Counts a stream that starts carrying bytes over `client`'s connection.
@@ -316,6 +323,20 @@ impl Metrics {
         );
         for (by, counter) in ["address", "identity"].iter().zip(&self.rate_limited) {
             let _ = writeln!(out, "{name}{{by=\"{by}\"}} {}", counter.load(Relaxed));
+        }
+        let name = "wsp_config_reloads_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Configuration reloads (SIGHUP), taken or refused.",
+        );
+        for (result, counter) in ["ok", "error"].iter().zip(&self.reloads) {
+            let _ = writeln!(
+                out,
+                "{name}{{result=\"{result}\"}} {}",
+                counter.load(Relaxed)
+            );
         }
         out
     }

@@ -57,7 +57,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::ServerConfig;
 use metrics::Metrics;
@@ -101,14 +101,16 @@ impl std::error::Error for Error {}
 
 /// State every handler thread sees.
 pub struct Shared {
-    pub config: ServerConfig,
+    /// The configuration in force: replaced whole by a reload (SIGHUP); a request reads
+    /// it once per use ([`Shared::config`]).
+    config: RwLock<Arc<ServerConfig>>,
     pub hub: Hub,
     /// Counters for `/metrics` and `/status.json`.
     pub metrics: Metrics,
     /// The console's record of recent exchanges; `None` without `admin`.
     pub capture: Option<capture::Capture>,
     /// The caller rate limits; `None` without `callerrate`.
-    pub limits: Option<limits::RateLimits>,
+    limits: RwLock<Option<Arc<limits::RateLimits>>>,
     /// Watches idle connections, where the system allows (see [`watcher`]).
     watcher: Option<Arc<watcher::Watcher>>,
     /// Requests being handled, for the graceful shutdown to wait on.
@@ -120,6 +122,67 @@ pub struct Shared {
     /// The cap on open connections in force: `maxconnections`, or drawn from the open
     /// file limit.
     max_connections: usize,
+}
+
+impl Shared {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config.read().clone()
+    }
+
+    /// The caller rate limits in force now, if any.
+    pub fn limits(&self) -> Option<Arc<limits::RateLimits>> {
+        self.limits.read().clone()
+    }
+
+    /// Puts `new` in force, for every request that starts from now on; the
+    /// registered connections and the requests in flight carry on. Keys that can change
+    /// only at a restart (the addresses, TLS, `maxconnections`, the console) are kept
+    /// as they were, with a warning when the file changed them.
+    fn reload(&self, mut new: ServerConfig) {
+        let old = self.config();
+        let fixed = [
+            ("host", old.host != new.host),
+            ("port", old.port != new.port),
+            ("certfile/keyfile", old.tls != new.tls),
+            ("maxconnections", old.max_connections != new.max_connections),
+            ("admin, capture, inspect", !same_console(&old, &new)),
+        ];
+        for (key, changed) in fixed {
+            if changed {
+                log::warn!("reload: {key} changes only at a restart; kept as it was");
+            }
+        }
+        new.host.clone_from(&old.host);
+        new.port = old.port;
+        new.tls.clone_from(&old.tls);
+        new.max_connections = old.max_connections;
+        // The console's listener and ring stay; its token may change.
+        let token = new.console.as_ref().and_then(|c| c.token.clone());
+        new.console.clone_from(&old.console);
+        if let Some(console) = &mut new.console {
+            console.token = token;
+        }
+        if new.caller_rate != old.caller_rate {
+            let limits = new
+                .caller_rate
+                .map(|(r, b)| Arc::new(limits::RateLimits::new(r, b)));
+            *self.limits.write() = limits;
+        }
+        self.hub.set_max_inflight(new.client_max_inflight);
+        *self.config.write() = Arc::new(new);
+    }
+}
+
+/// Whether the console's settings are the same (the token aside, which may change).
+fn same_console(old: &ServerConfig, new: &ServerConfig) -> bool {
+    match (&old.console, &new.console) {
+        (Some(a), Some(b)) => {
+            a.addr == b.addr && a.capture == b.capture && a.body_limit == b.body_limit
+        }
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Counts one request as in flight for as long as it is handled.
@@ -155,7 +218,8 @@ const ADMIN_CONNECTIONS: usize = 64;
 
 /// Binds and starts the admin listener, if `admin` is set: plain HTTP, its own threads.
 fn start_admin(shared: &Arc<Shared>) -> Result<Option<(tiny_http::Server, SocketAddr)>, Error> {
-    let Some(console) = &shared.config.console else {
+    let config = shared.config();
+    let Some(console) = &config.console else {
         return Ok(None);
     };
     let bind = |source| Error::Bind {
@@ -176,6 +240,28 @@ fn start_admin(shared: &Arc<Shared>) -> Result<Option<(tiny_http::Server, Socket
     )
     .map_err(|e| Error::Start(e.to_string()))?;
     Ok(Some((server, addr)))
+}
+
+/// Reloads a running server's configuration from another thread (SIGHUP).
+#[derive(Clone)]
+pub struct ReloadHandle(Arc<Shared>);
+
+impl ReloadHandle {
+    /// Puts `loaded` in force when it loaded; otherwise says why in one line and keeps
+    /// the running configuration. Counted in `/metrics` either way.
+    pub fn reload(&self, loaded: Result<ServerConfig, String>) {
+        match loaded {
+            Ok(config) => {
+                self.0.reload(config);
+                self.0.metrics.count_reload(true);
+                log::info!("configuration reloaded");
+            }
+            Err(why) => {
+                self.0.metrics.count_reload(false);
+                log::error!("reload refused, the running configuration stays: {why}");
+            }
+        }
+    }
 }
 
 /// Stops a running server from another thread.
@@ -234,10 +320,10 @@ impl Server {
             hub: Hub::new(config.ping_timeout, watcher.clone())
                 .with_max_inflight(config.client_max_inflight),
             watcher,
-            config,
+            config: RwLock::new(Arc::new(config)),
             metrics: Metrics::default(),
             capture,
-            limits,
+            limits: RwLock::new(limits.map(Arc::new)),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             refusals: AtomicU64::new(0),
@@ -273,10 +359,15 @@ impl Server {
 
     /// `https` when the server terminates TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
-        match self.shared.config.tls {
+        match self.shared.config().tls {
             Some(_) => "https",
             None => "http",
         }
+    }
+
+    /// A handle to reload the configuration from another thread.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle(self.shared.clone())
     }
 
     /// A handle to stop [`Server::run`] from another thread.
@@ -312,7 +403,7 @@ impl Server {
         if let Some((admin, _)) = &self.admin {
             admin.stop_accepting();
         }
-        let deadline = Instant::now() + self.shared.config.shutdown_timeout;
+        let deadline = Instant::now() + self.shared.config().shutdown_timeout;
         loop {
             let in_flight = self.shared.in_flight.load(Ordering::SeqCst);
             if in_flight == 0 {
@@ -351,8 +442,8 @@ impl Server {
         thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || {
-                let config = &shared.config;
-                let mut next_ping = Instant::now() + config.ping_interval;
+                // Read at each round: a reload may change the intervals.
+                let mut next_ping = Instant::now() + shared.config().ping_interval;
                 let mut next_clean = Instant::now() + CLEAN_UP_INTERVAL;
                 let due = |at: Instant| stop.recv_deadline(at) == Err(RecvTimeoutError::Timeout);
                 while due(next_ping.min(next_clean)) {
@@ -361,10 +452,10 @@ impl Server {
                         shared.hub.ping_idle();
                         // The round gave idle connections' buffers back: return them.
                         crate::sys::heap::trim();
-                        next_ping = now + config.ping_interval;
+                        next_ping = now + shared.config().ping_interval;
                     }
                     if now >= next_clean {
-                        shared.hub.clean_up(config.idle_timeout);
+                        shared.hub.clean_up(shared.config().idle_timeout);
                         next_clean = now + CLEAN_UP_INTERVAL;
                     }
                 }

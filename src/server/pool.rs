@@ -94,9 +94,7 @@ pub struct Hub {
     ping_timeout: Duration,
     /// Watches idle connections, if the system allows.
     watcher: Option<Arc<Watcher>>,
-    /// Most connections of one client busy at once (`clientmaxinflight`).
-    max_inflight: Option<usize>,
-    /// Times a request passed over a client at that cap.
+    /// Times a request passed over a client at `clientmaxinflight`.
     capped: std::sync::atomic::AtomicU64,
 }
 
@@ -135,7 +133,6 @@ impl Hub {
             state: Mutex::default(),
             ping_timeout,
             watcher,
-            max_inflight: None,
             capped: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -144,9 +141,13 @@ impl Hub {
     /// is passed over, and a request finding every client there waits as for a busy
     /// pool.
     pub fn with_max_inflight(mut self, max: Option<usize>) -> Hub {
-        self.max_inflight = max;
         self.state.get_mut().max_inflight = max;
         self
+    }
+
+    /// Changes the cap (a reload); requests already in flight are not touched.
+    pub fn set_max_inflight(&self, max: Option<usize>) {
+        self.state.lock().max_inflight = max;
     }
 
     /// Times a request passed over a client at `clientmaxinflight`.
@@ -197,7 +198,7 @@ impl Hub {
             let idle = {
                 let mut state = self.state.lock();
                 state.check_known(choice)?;
-                match state.take_idle(choice, self.max_inflight, &self.capped) {
+                match state.take_idle(choice, &self.capped) {
                     Some(conn) => conn,
                     None => {
                         let (tx, rx) = bounded(1);
@@ -489,9 +490,9 @@ impl State {
     fn take_idle(
         &mut self,
         choice: Choice<'_>,
-        max_inflight: Option<usize>,
         capped: &std::sync::atomic::AtomicU64,
     ) -> Option<Connection> {
+        let max_inflight = self.max_inflight;
         let n = self.clients.len().max(1);
         self.turn = self.turn.wrapping_add(1);
         let turn = self.turn;

@@ -32,7 +32,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     };
     let streams = header(&request, STREAMS_HEADER).is_some_and(|v| v.trim() == "1");
     let offered = header(&request, "X-SECRET-KEY").unwrap_or_default();
-    if !shared.config.secret_key.matches(&offered) {
+    if !shared.config().secret_key.matches(&offered) {
         let _ = request.respond(text_response(STATUS_PROXY_ERROR, "Invalid X-SECRET-KEY"));
         return Err(Error::Register(format!("{peer:?}: invalid X-SECRET-KEY")));
     }
@@ -63,7 +63,7 @@ pub fn handle_register(shared: &Shared, request: Request) -> Result<(), Error> {
     if let Some(s) = ws.get_ref().tcp() {
         // For the connection's whole life, set once here rather than per request (two
         // system calls each time): idle, it is only ever read without blocking.
-        let timeout = Some(shared.config.request_timeout);
+        let timeout = Some(shared.config().request_timeout);
         let _ = s.set_read_timeout(timeout);
         let _ = s.set_write_timeout(timeout);
     }

@@ -281,7 +281,7 @@ fn failure(shared: &Shared, client_id: &str, error: &Error) -> (u16, String) {
             504,
             format!(
                 "wsp server: no answer from client {client_id} within {} ms (requesttimeout)",
-                shared.config.request_timeout.as_millis()
+                shared.config().request_timeout.as_millis()
             ),
         ),
         e => (STATUS_PROXY_ERROR, format!("Unable to relay request: {e}")),

@@ -142,11 +142,11 @@ fn as_http(url: String) -> String {
 /// it (401 or 407 with the challenges; 429 with `Retry-After`) and gives nothing back.
 pub fn authenticate(shared: &Shared, request: Request, style: Style) -> Option<Request> {
     // Without `auth` (the default) the caller's headers are not even looked at.
-    if !shared.config.auth.is_enabled() {
+    if !shared.config().auth.is_enabled() {
         return within_rate(shared, request, None);
     }
     let credentials = request_header(&request, style.credentials_header());
-    match shared.config.auth.check(credentials.as_deref()) {
+    match shared.config().auth.check(credentials.as_deref()) {
         Ok(()) => within_rate(shared, request, credentials.as_deref()),
         Err(refused) => {
             let name = style.name();
@@ -174,7 +174,7 @@ pub fn dispatch(
         &request,
         destination,
         style,
-        shared.config.auth.is_enabled(),
+        shared.config().auth.is_enabled(),
     );
     let Some((request, only)) = admit(shared, request, &head) else {
         return;
@@ -195,7 +195,7 @@ pub(super) fn admit(
         let _ = request.respond(text_response(400, &text));
         return None;
     }
-    let rules = &shared.config.rules;
+    let rules = &shared.config().rules;
     if let Err(refusal) = rules.refusal(Side::Server, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
         refuse(request, &refusal.to_string());
@@ -208,7 +208,7 @@ pub(super) fn admit(
 /// Gives the request back if its caller's address, and its identity (`credentials`, with
 /// `auth`), have a token left; otherwise answers 429 with `Retry-After`.
 fn within_rate(shared: &Shared, request: Request, credentials: Option<&str>) -> Option<Request> {
-    let Some(limits) = &shared.limits else {
+    let Some(limits) = shared.limits() else {
         return Some(request);
     };
     let address = request.remote_addr().map(|a| Key::Address(a.ip()));
@@ -240,7 +240,7 @@ fn within_rate(shared: &Shared, request: Request, credentials: Option<&str>) -> 
 fn unauthorized(shared: &Shared, request: Request, style: Style, refused: Refused) {
     let (status, challenge_header) = style.refusal();
     let mut response = text_response(status, &refused.to_string());
-    for challenge in shared.config.auth.challenges() {
+    for challenge in shared.config().auth.challenges() {
         if let Ok(h) = tiny_http::Header::from_bytes(challenge_header.as_bytes(), challenge) {
             response.add_header(h);
         }

@@ -79,7 +79,7 @@ pub fn relay(
     only: Option<&str>,
     arrival: Instant,
 ) {
-    let deadline = arrival + shared.config.timeout;
+    let deadline = arrival + shared.config().timeout;
     let mut failed_client: Option<Arc<str>> = None;
     let mut attempts = 0;
     loop {
@@ -126,7 +126,7 @@ pub(super) fn no_connection(
     error: AcquireError,
     only: Option<&str>,
 ) {
-    let busy_status = shared.config.busy_status;
+    let busy_status = shared.config().busy_status;
     match error {
         AcquireError::NoClient => busy(request, busy_status, "No proxy available"),
         AcquireError::UnknownClient => {

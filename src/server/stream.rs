@@ -37,7 +37,7 @@ pub fn handle_connect(shared: &Shared, request: Request) {
         let _ = request.respond(text_response(400, &text));
         return;
     }
-    let auth = shared.config.auth.is_enabled();
+    let auth = shared.config().auth.is_enabled();
     let mut head = request::request_head(&request, target, Style::Proxy, auth);
     head.content_length = 0;
     head.stream = Some(StreamKind::Connect);
@@ -53,7 +53,7 @@ pub fn handle_upgrade(
     style: Style,
     arrival: Instant,
 ) {
-    let auth = shared.config.auth.is_enabled();
+    let auth = shared.config().auth.is_enabled();
     let mut head = request::request_head(&request, destination, style, auth);
     // The handshake's own hop-by-hop headers, which every other request loses.
     for (name, value) in [("Upgrade", "websocket"), ("Connection", "Upgrade")] {
@@ -88,7 +88,7 @@ fn open(shared: &Shared, request: Request, head: RequestHead, arrival: Instant) 
         avoid: None,
         streams: true,
     };
-    let deadline = arrival + shared.config.timeout;
+    let deadline = arrival + shared.config().timeout;
     let mut lease = match shared.hub.acquire(deadline, choice) {
         Ok(lease) => lease,
         Err(e) => return retry::no_connection(shared, request, e, only.as_deref()),
@@ -168,7 +168,7 @@ fn carry(
         ws_unread,
         socket,
         early: std::mem::take(&mut upgraded.leftover),
-        idle_timeout: shared.config.stream_idle_timeout,
+        idle_timeout: shared.config().stream_idle_timeout,
     };
     shared.metrics.stream_opened(&stats);
     let relayed = tunnel::relay(ends);
@@ -187,7 +187,7 @@ fn carry(
         .stream_ended(&stats, clean, carried, duration);
     conn.ws.put_unread(unread);
     // The stream set its own time-outs on the socket: the connection's come back.
-    let timeout = Some(shared.config.request_timeout);
+    let timeout = Some(shared.config().request_timeout);
     let restored = conn.ws.get_ref().tcp().map(|ws| {
         ws.set_read_timeout(timeout)
             .and(ws.set_write_timeout(timeout))

@@ -24,6 +24,7 @@ mod pools;
 mod proxy;
 mod reconnect;
 mod relay;
+mod reload;
 mod routing;
 mod rules;
 mod secret;

@@ -1,0 +1,129 @@
+//! SIGHUP on the server: the configuration file is read again and put in force for new
+//! requests, while registered clients stay and requests in flight finish; a file that
+//! does not load is refused in one line, and the running configuration stays.
+
+use std::io::Read;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::ConfigFile;
+use crate::support::{get, poll, read_pattern, relay, signal, start_client, upstream, Server};
+
+fn status(server: &Server) -> Value {
+    let reply = get(&format!("http://{}/status.json", server.addr), &[]);
+    serde_json::from_slice(&reply.body).unwrap_or(Value::Null)
+}
+
+fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = get(&format!("http://{}/metrics", server.addr), &[]).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn sighup_applies_a_new_rule_while_clients_stay_and_a_download_finishes() {
+    let api = upstream();
+    let config = ConfigFile::new("wsp_server.cfg", "timeout: 1000\n");
+    let server = Server::start(&["--config", config.path()]);
+    let _client = start_client(&server, &[]);
+    let hello = format!("http://{}/hello", api.addr());
+    let ready = poll(Duration::from_secs(20), || {
+        (relay(&server, "GET", &hello, &[], None).status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "the tunnel never relayed");
+    let since = status(&server)["clients"][0]["connected_since"].clone();
+    assert!(since.as_u64().is_some(), "{since}");
+    // 100 MiB, held in flight (after its first MiB) until the reload is done.
+    let size: u64 = 100 << 20;
+    let big = format!("http://{}/bytes?n={size}", api.addr());
+    let (in_flight, started) = channel();
+    let (go_on, resume) = channel::<()>();
+    let download = {
+        let server_addr = server.addr;
+        thread::spawn(move || {
+            let response = crate::support::caller()
+                .get(format!("http://{server_addr}/request"))
+                .header("X-PROXY-DESTINATION", &big)
+                .call()
+                .expect("download");
+            let body = response.into_body().into_reader();
+            let held = Held {
+                inner: body,
+                read: 0,
+                in_flight: Some(in_flight),
+                resume,
+            };
+            read_pattern(held)
+        })
+    };
+    started
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the download started");
+    // The new file refuses /hello.
+    let rules = "timeout: 1000\nblacklist:\n - url: \"/hello$\"\n";
+    std::fs::write(config.path(), rules).expect("rewrite the file");
+    signal(server.proc.pid(), "HUP");
+    let refused = poll(Duration::from_secs(10), || {
+        let reply = relay(&server, "GET", &hello, &[], None);
+        (reply.status == 526 && reply.text().contains("blacklist")).then_some(())
+    });
+    assert!(refused.is_some(), "the new rule never applied");
+    go_on.send(()).expect("resume");
+    let read = download.join().expect("download thread");
+    assert_eq!(read, size, "the download in flight finished whole");
+    assert_eq!(status(&server)["clients"][0]["connected_since"], since);
+    assert_eq!(
+        metric(&server, "wsp_config_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+}
+
+/// A body that, once its first MiB is read, says so and waits to be told to go on.
+struct Held<R> {
+    inner: R,
+    read: u64,
+    in_flight: Option<Sender<()>>,
+    resume: Receiver<()>,
+}
+
+impl<R: Read> Read for Held<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.read >= 1 << 20 {
+            if let Some(tell) = self.in_flight.take() {
+                let _ = tell.send(());
+                let _ = self.resume.recv_timeout(Duration::from_secs(30));
+            }
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_file_that_does_not_load_is_refused_and_the_running_config_stays() {
+    let api = upstream();
+    let config = ConfigFile::new("wsp_server.cfg", "timeout: 1000\n");
+    let server = Server::start(&["--config", config.path()]);
+    let _client = start_client(&server, &[]);
+    let hello = format!("http://{}/hello", api.addr());
+    let ready = poll(Duration::from_secs(20), || {
+        (relay(&server, "GET", &hello, &[], None).status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "the tunnel never relayed");
+    std::fs::write(config.path(), "timeout: [not a number\n").expect("rewrite");
+    signal(server.proc.pid(), "HUP");
+    let line = server.proc.wait_log("reload refused");
+    assert!(
+        line.contains("wsp_server.cfg"),
+        "the line names the file: {line}"
+    );
+    assert_eq!(relay(&server, "GET", &hello, &[], None).status, 200);
+    assert_eq!(
+        metric(&server, "wsp_config_reloads_total{result=\"error\"}"),
+        Some(1.0)
+    );
+}
