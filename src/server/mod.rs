@@ -109,6 +109,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The console's record of recent exchanges; `None` without `admin`.
     pub capture: Option<capture::Capture>,
+    /// The certificate TLS serves, which a reload may replace.
+    certificate: Option<Arc<tls::Certificate>>,
     /// The caller rate limits; `None` without `callerrate`.
     limits: RwLock<Option<Arc<limits::RateLimits>>>,
     /// Watches idle connections, where the system allows (see [`watcher`]).
@@ -250,6 +252,15 @@ impl ReloadHandle {
     /// Puts `loaded` in force when it loaded; otherwise says why in one line and keeps
     /// the running configuration. Counted in `/metrics` either way.
     pub fn reload(&self, loaded: Result<ServerConfig, String>) {
+        // The certificate and key are read again from the same files (a renewal writes
+        // them in place): one that does not load refuses the whole reload.
+        let loaded = loaded.and_then(|config| {
+            let files = (&self.0.certificate, &self.0.config().tls);
+            if let (Some(certificate), Some(files)) = files {
+                certificate.replace(files).map_err(|e| e.to_string())?;
+            }
+            Ok(config)
+        });
         match loaded {
             Ok(config) => {
                 self.0.reload(config);
@@ -294,11 +305,12 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
-        let ssl = match &config.tls {
-            Some(files) => Some(tiny_http::SslConfig {
-                rustls: tls::load(files).map_err(Error::Tls)?,
-            }),
-            None => None,
+        let (ssl, certificate) = match &config.tls {
+            Some(files) => {
+                let (rustls, certificate) = tls::load(files).map_err(Error::Tls)?;
+                (Some(tiny_http::SslConfig { rustls }), Some(certificate))
+            }
+            None => (None, None),
         };
         let watcher = match watcher::Watcher::new() {
             Ok(w) => Some(Arc::new(w)),
@@ -324,6 +336,7 @@ impl Server {
             metrics: Metrics::default(),
             capture,
             limits: RwLock::new(limits.map(Arc::new)),
+            certificate,
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             refusals: AtomicU64::new(0),

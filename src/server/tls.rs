@@ -10,9 +10,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use rustls::crypto;
 use rustls::pki_types::pem::{self as pem_types, PemObject};
 use rustls::pki_types::PrivateKeyDer;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use crate::pem;
 
@@ -36,26 +39,54 @@ impl std::error::Error for TlsError {}
 /// # Errors
 /// A file unreadable, without a certificate (or key), or bad PEM; a key rustls cannot
 /// use; a key that is not the certificate's.
-pub fn load(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let path = &files.cert_file;
-    let chain = pem::certificates(path, &format!("certfile {path}")).map_err(TlsError)?;
-    let key = load_key(&files.key_file)?;
+pub fn load(files: &TlsFiles) -> Result<(Arc<rustls::ServerConfig>, Arc<Certificate>), TlsError> {
+    let certificate = Arc::new(Certificate(RwLock::new(Arc::new(certified(files)?))));
     let provider = Arc::new(crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(format!("no usable TLS version: {e}")))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| {
-            TlsError(format!(
-                "certfile {} and keyfile {} cannot be used together: {e}",
-                files.cert_file, files.key_file
-            ))
-        })?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(certificate.clone());
+    Ok((Arc::new(config), certificate))
 }
 
-/// The file's first private key.
+/// The server's certificate chain and key, which a reload may replace: each new
+/// handshake takes the pair in force; sessions already set up keep theirs.
+#[derive(Debug)]
+pub struct Certificate(RwLock<Arc<CertifiedKey>>);
+
+impl Certificate {
+    /// Reads `files` again and puts the pair in force for new handshakes.
+    ///
+    /// # Errors
+    /// As [`load`]: the running pair then stays.
+    pub fn replace(&self, files: &TlsFiles) -> Result<(), TlsError> {
+        let pair = certified(files)?;
+        *self.0.write() = Arc::new(pair);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for Certificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().clone())
+    }
+}
+
+/// The chain and key of `files`, checked to belong together.
+fn certified(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
+    let path = &files.cert_file;
+    let chain = pem::certificates(path, &format!("certfile {path}")).map_err(TlsError)?;
+    let key = load_key(&files.key_file)?;
+    let provider = crypto::ring::default_provider();
+    CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        TlsError(format!(
+            "certfile {} and keyfile {} cannot be used together: {e}",
+            files.cert_file, files.key_file
+        ))
+    })
+}
+
 fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     let bytes = pem::read(path, &format!("keyfile {path}")).map_err(TlsError)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
@@ -88,7 +119,9 @@ mod tests {
             cert_file: cert.path().to_string(),
             key_file: key.path().to_string(),
         };
-        super::load(&files).map_err(|e| e.to_string())
+        super::load(&files)
+            .map(|(config, _)| config)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::ConfigFile;
+use crate::server_tls::raw_tls;
+use crate::support::tls::Pki;
 use crate::support::{get, poll, read_pattern, relay, signal, start_client, upstream, Server};
 
 fn status(server: &Server) -> Value {
@@ -126,4 +128,56 @@ fn a_file_that_does_not_load_is_refused_and_the_running_config_stays() {
         metric(&server, "wsp_config_reloads_total{result=\"error\"}"),
         Some(1.0)
     );
+}
+
+/// Whether `GET /status` over TLS to `server`, trusting `pki`'s CA only, answers 200.
+fn status_over_tls(server: &Server, pki: &Pki) -> bool {
+    use std::io::Write;
+    let mut tls = raw_tls(server.addr, pki);
+    let head = b"GET /status HTTP/1.1\r\nHost: wsp\r\nConnection: close\r\n\r\n";
+    if tls.write_all(head).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn sighup_rotates_the_certificate_for_new_handshakes() {
+    let (old, new) = (Pki::new(), Pki::new());
+    let read = |path: &str| std::fs::read_to_string(path).expect("PEM file");
+    let cert = ConfigFile::new("cert.pem", &read(old.cert_path()));
+    let key = ConfigFile::new("key.pem", &read(old.key_path()));
+    let server = Server::start(&["--cert-file", cert.path(), "--key-file", key.path()]);
+    server.proc.wait_log("listening on https://");
+    assert!(
+        status_over_tls(&server, &old),
+        "the first certificate is served"
+    );
+    assert!(
+        !status_over_tls(&server, &new),
+        "a CA that signed nothing here is refused"
+    );
+    // A renewal writes the new pair over the old files, then reloads.
+    std::fs::write(cert.path(), read(new.cert_path())).expect("new certificate");
+    std::fs::write(key.path(), read(new.key_path())).expect("new key");
+    signal(server.proc.pid(), "HUP");
+    let rotated = poll(Duration::from_secs(10), || {
+        status_over_tls(&server, &new).then_some(())
+    });
+    assert!(
+        rotated.is_some(),
+        "new handshakes never got the new certificate"
+    );
+    assert!(
+        !status_over_tls(&server, &old),
+        "the old certificate is gone"
+    );
+    // A broken key refuses the reload, and the new pair stays in force.
+    std::fs::write(key.path(), "garbage\n").expect("broken key");
+    signal(server.proc.pid(), "HUP");
+    let line = server.proc.wait_log("reload refused");
+    assert!(line.contains("keyfile"), "{line}");
+    assert!(status_over_tls(&server, &new));
 }
