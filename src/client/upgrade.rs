@@ -69,7 +69,14 @@ pub fn serve(
         answer_error(ws, 503, &text)?;
         return Ok(true);
     };
-    let (mut upstream, answer, early) = match handshake(pool, head, &target) {
+    let (
+        mut upstream,
+        Answer {
+            head: answer,
+            framing,
+            early,
+        },
+    ) = match handshake(pool, head, &target) {
         Ok(done) => done,
         Err(e) => {
             let text = format!("wsp client: {} {}: {e}", head.method, head.url);
@@ -85,7 +92,7 @@ pub fn serve(
             head.url,
             answer.status
         );
-        let mut body = body_reader(&answer, early, &mut upstream);
+        let mut body = body_reader(framing, early, &mut upstream);
         ws.write_text(&to_json(&answer))?;
         ws.write_body(&mut body, u64::try_from(answer.content_length).ok())?;
         return Ok(true);
@@ -133,7 +140,7 @@ fn handshake(
     pool: &TargetPool,
     head: &RequestHead,
     target: &Target,
-) -> io::Result<(Upstream, ResponseHead, Vec<u8>)> {
+) -> io::Result<(Upstream, Answer)> {
     let socket = connect::open(&format!("{}:{}", target.host, target.port))?;
     let timeout = Some(pool.config.request_timeout);
     socket.set_read_timeout(timeout)?;
@@ -144,8 +151,8 @@ fn handshake(
     };
     upstream.write_all(request_text(head, target).as_bytes())?;
     upstream.flush()?;
-    let (answer, early) = read_answer(&mut upstream)?;
-    Ok((upstream, answer, early))
+    let answer = read_answer(&mut upstream)?;
+    Ok((upstream, answer))
 }
 
 /// The connection to the internal API.
@@ -227,8 +234,27 @@ fn request_text(head: &RequestHead, target: &Target) -> String {
     text
 }
 
-/// Reads the answer's head; returns it as message 3 and the bytes read past it.
-fn read_answer(socket: &mut Upstream) -> io::Result<(ResponseHead, Vec<u8>)> {
+/// The internal API's answer to a handshake, its head read.
+struct Answer {
+    /// As message 3.
+    head: ResponseHead,
+    /// How its body ends, for an answer that did not switch.
+    framing: Framing,
+    /// The bytes read past its head.
+    early: Vec<u8>,
+}
+
+/// How the body of an answer ends (RFC 9112 §6.3): message 3 carries no
+/// `Transfer-Encoding` (hop-by-hop), so it is decided here, from the answer itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    ToTheEnd,
+}
+
+/// Reads the answer's head.
+fn read_answer(socket: &mut Upstream) -> io::Result<Answer> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
@@ -244,8 +270,13 @@ fn read_answer(socket: &mut Upstream) -> io::Result<(ResponseHead, Vec<u8>)> {
             .parse(&buf)
             .map_err(|e| invalid(format!("unreadable answer: {e}")))?;
         if let httparse::Status::Complete(len) = parsed {
-            let answer = message_3(&response)?;
-            return Ok((answer, buf.split_off(len)));
+            let (head, framing) = message_3(&response)?;
+            let early = buf.split_off(len);
+            return Ok(Answer {
+                head,
+                framing,
+                early,
+            });
         }
         if buf.len() > MAX_RESPONSE_HEAD {
             return Err(invalid(format!(
@@ -255,9 +286,10 @@ fn read_answer(socket: &mut Upstream) -> io::Result<(ResponseHead, Vec<u8>)> {
     }
 }
 
-/// The answer as message 3: its status, its headers but the hop-by-hop ones, and its
-/// body's length when `Content-Length` gives it (-1 otherwise; 0 for a 101).
-fn message_3(response: &httparse::Response<'_, '_>) -> io::Result<ResponseHead> {
+/// The answer as message 3 (its status, its headers but the hop-by-hop ones, and its
+/// body's length when `Content-Length` gives it, -1 otherwise, 0 for a 101) and how its
+/// body ends.
+fn message_3(response: &httparse::Response<'_, '_>) -> io::Result<(ResponseHead, Framing)> {
     let status = response.code.ok_or_else(|| invalid("no status".into()))?;
     let mut all = Headers::new();
     for field in response.headers.iter() {
@@ -267,7 +299,9 @@ fn message_3(response: &httparse::Response<'_, '_>) -> io::Result<ResponseHead> 
         values.push(value.to_string());
     }
     let tokens = connection_tokens_of(&all);
-    let chunked = all.contains_key("Transfer-Encoding");
+    let chunked = all
+        .get("Transfer-Encoding")
+        .is_some_and(|v| v.iter().any(|v| v.to_ascii_lowercase().contains("chunked")));
     let length = match all.get("Content-Length").and_then(|v| v.first()) {
         _ if status == SWITCHING_PROTOCOLS || status == 204 || status == 304 => 0,
         _ if chunked => -1,
@@ -284,29 +318,31 @@ fn message_3(response: &httparse::Response<'_, '_>) -> io::Result<ResponseHead> 
             header.insert(name, values);
         }
     }
-    Ok(ResponseHead {
+    let framing = match u64::try_from(length) {
+        Ok(length) => Framing::Length(length),
+        Err(_) if chunked => Framing::Chunked,
+        Err(_) => Framing::ToTheEnd,
+    };
+    let head = ResponseHead {
         status,
         header,
         content_length: length,
-    })
+    };
+    Ok((head, framing))
 }
 
 /// The body of an answer that did not switch, as its framing says: its `Content-Length`,
 /// chunks, or up to the end of the connection.
 fn body_reader<'a>(
-    answer: &ResponseHead,
+    framing: Framing,
     early: Vec<u8>,
     socket: &'a mut Upstream,
 ) -> Box<dyn Read + 'a> {
     let rest = io::Cursor::new(early).chain(socket);
-    let chunked = answer
-        .header
-        .get("Transfer-Encoding")
-        .is_some_and(|v| v.iter().any(|v| v.to_ascii_lowercase().contains("chunked")));
-    match u64::try_from(answer.content_length) {
-        Ok(length) => Box::new(rest.take(length)),
-        Err(_) if chunked => Box::new(Chunked::new(rest)),
-        Err(_) => Box::new(rest),
+    match framing {
+        Framing::Length(length) => Box::new(rest.take(length)),
+        Framing::Chunked => Box::new(Chunked::new(rest)),
+        Framing::ToTheEnd => Box::new(rest),
     }
 }
 
