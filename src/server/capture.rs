@@ -100,13 +100,11 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record of a finished exchange.
-    pub fn of(exchange: &Exchange<'_>) -> Record {
+    /// The record of an exchange that finished at `ended`.
+    pub fn of(exchange: &Exchange<'_>, ended: SystemTime) -> Record {
         Record {
             id: 0,
-            started: SystemTime::now()
-                .checked_sub(exchange.duration)
-                .unwrap_or(UNIX_EPOCH),
+            started: ended.checked_sub(exchange.duration).unwrap_or(UNIX_EPOCH),
             method: exchange.method.to_string(),
             url: exchange.destination.to_string(),
             status: exchange.status,
@@ -186,10 +184,11 @@ impl Capture {
 
     /// Records a finished exchange (a stream too), and counts it for the chart.
     pub fn record(&self, exchange: &Exchange<'_>) -> u64 {
+        let now = SystemTime::now();
         if !exchange.stream {
-            self.seconds.count(SystemTime::now(), exchange.duration);
+            self.seconds.count(now, exchange.duration);
         }
-        self.add(Record::of(exchange))
+        self.add(Record::of(exchange, now))
     }
 
     /// A keeper for a body, when bodies are inspected.

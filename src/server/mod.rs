@@ -132,6 +132,11 @@ impl Shared {
         self.config.read().clone()
     }
 
+    /// A keeper for a body's first bytes, when the console inspects bodies.
+    pub fn keeper(&self) -> Option<capture::Keeper> {
+        self.capture.as_ref().and_then(|c| c.keeper())
+    }
+
     /// The caller rate limits in force now, if any.
     pub fn limits(&self) -> Option<Arc<limits::RateLimits>> {
         self.limits.read().clone()

@@ -221,7 +221,7 @@ fn stream_response(
     let stats = conn.stats.clone();
     let body_ready = conn.ws.has_buffered();
     let mut body = conn.ws.body_reader();
-    let keeper = shared.capture.as_ref().and_then(|c| c.keeper());
+    let keeper = shared.keeper();
     let mut counted = Counted::new(&mut body, keeper);
     let sent = respond::send(&mut *out, &caller_head, &mut counted, body_ready);
     let bytes_out = counted.bytes;

@@ -93,7 +93,7 @@ pub fn relay(
             Err(e) => return no_connection(shared, request, e, only),
         };
         attempts += 1;
-        let failure = match relay::send(&mut lease, head, &mut request, keeper(shared)) {
+        let failure = match relay::send(&mut lease, head, &mut request, shared.keeper()) {
             Ok(started) => return relay::answer(shared, lease, head, request, started, arrival),
             Err(failure) => failure,
         };
@@ -112,11 +112,6 @@ pub fn relay(
             );
         }
     }
-}
-
-/// A keeper for the request body, when the console inspects bodies.
-fn keeper(shared: &Shared) -> Option<super::capture::Keeper> {
-    shared.capture.as_ref().and_then(|c| c.keeper())
 }
 
 /// Answers a request no connection could be had for.

@@ -9,32 +9,15 @@ use std::thread;
 use std::time::Duration;
 
 use crate::config::ConfigFile;
+use crate::support::rawpeer::read_http_head;
 use crate::support::tls::{Pki, TlsFront};
 use crate::support::{
-    fd_count, get, go_style_client, idle_connections, poll, random_bytes, read_reply, thread_count,
-    Server, Stack,
+    echo_service, fd_count, get, go_style_client, idle_connections, poll, random_bytes, read_reply,
+    thread_count, Server, Stack,
 };
 
 /// A client flag that allows CONNECT to any port of 127.0.0.1.
 const ALLOW_LOOPBACK: [&str; 2] = ["--allow-connect", r"127\.0\.0\.1:\d+"];
-
-/// A TCP echo service: every connection gets back what it sends, and is closed once
-/// the peer has closed its side and everything was echoed.
-fn echo_service() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address").to_string();
-    thread::spawn(move || {
-        for socket in listener.incoming() {
-            let Ok(mut socket) = socket else { return };
-            thread::spawn(move || {
-                let mut back = socket.try_clone().expect("clone");
-                let _ = std::io::copy(&mut socket, &mut back);
-                let _ = back.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
-}
 
 /// Opens a CONNECT to `target` through `server` and reads the answer's head; returns
 /// the socket (positioned after the head) and the head.
@@ -46,37 +29,35 @@ fn connect(server: &Server, target: &str, early: &[u8]) -> (TcpStream, String) {
     let head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
     socket.write_all(head.as_bytes()).expect("send CONNECT");
     socket.write_all(early).expect("send early bytes");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match socket.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            other => panic!("the answer's head broke off after {head:?}: {other:?}"),
-        }
-    }
-    (socket, String::from_utf8_lossy(&head).into_owned())
+    let head = read_http_head(&mut socket).expect("the answer's head");
+    (socket, head)
+}
+
+/// Runs curl on `url` with `direct` options, then with `tunneled` ones (through the
+/// proxy): both succeed with the same body, the test API's `hello world`.
+fn same_through_the_proxy(direct: &[&str], tunneled: &[&str], url: &str) {
+    let curl = |options: &[&str]| {
+        let out = Command::new("curl")
+            .arg("-sS")
+            .args(options)
+            .arg(url)
+            .output()
+            .expect("curl");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "curl {options:?} {url}: {stderr}");
+        out.stdout
+    };
+    let (direct, tunneled) = (curl(direct), curl(tunneled));
+    assert_eq!(tunneled, direct);
+    assert_eq!(String::from_utf8_lossy(&tunneled), "hello world");
 }
 
 #[test]
 fn curl_connects_through_a_client_that_allows_it_and_gets_what_it_gets_directly() {
     let stack = Stack::start(&[], &ALLOW_LOOPBACK);
     let url = stack.url("/hello");
-    let direct = Command::new("curl")
-        .args(["-sS", &url])
-        .output()
-        .expect("curl");
     let proxy = format!("http://{}", stack.server.addr);
-    let tunneled = Command::new("curl")
-        .args(["-sS", "-p", "-x", &proxy, &url])
-        .output()
-        .expect("curl");
-    assert!(
-        tunneled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tunneled.stderr)
-    );
-    assert_eq!(tunneled.stdout, direct.stdout);
-    assert_eq!(String::from_utf8_lossy(&tunneled.stdout), "hello world");
+    same_through_the_proxy(&[], &["-p", "-x", &proxy], &url);
     let line = stack.server.proc.wait_log("stream ended");
     assert!(line.contains("CONNECT 127.0.0.1:"), "{line}");
 }
@@ -264,27 +245,9 @@ fn curl_reaches_an_https_api_through_connect_with_tls_end_to_end() {
     let pki = Pki::new();
     let front = TlsFront::start(&pki, stack.upstream.addr());
     let url = format!("https://127.0.0.1:{}/hello", front.addr.port());
-    let direct = Command::new("curl")
-        .args(["-sS", "--cacert", pki.ca_path(), &url])
-        .output()
-        .expect("curl");
-    assert!(
-        direct.status.success(),
-        "{}",
-        String::from_utf8_lossy(&direct.stderr)
-    );
     let proxy = format!("http://{}", stack.server.addr);
-    let tunneled = Command::new("curl")
-        .args(["-sS", "--cacert", pki.ca_path(), "-x", &proxy, &url])
-        .output()
-        .expect("curl");
-    assert!(
-        tunneled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tunneled.stderr)
-    );
-    assert_eq!(tunneled.stdout, direct.stdout);
-    assert_eq!(String::from_utf8_lossy(&tunneled.stdout), "hello world");
+    let ca = ["--cacert", pki.ca_path()];
+    same_through_the_proxy(&ca, &[ca[0], ca[1], "-x", &proxy], &url);
     // curl tunnels https:// through CONNECT whatever -p says.
     let line = stack.server.proc.wait_log("stream ended");
     assert!(

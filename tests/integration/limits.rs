@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::config::ConfigFile;
 use crate::support::{
-    get, idle_connections, poll, read_reply, start_client, upstream, Proc, Reply, Server, TestApi,
+    idle_connections, metric, poll, read_reply, start_client, upstream, Proc, Reply, Server,
+    TestApi,
 };
 
 /// A server with `flags`, a client and the test API, ready, without a relayed request
@@ -91,12 +92,6 @@ fn socket2_connect(from: [u8; 4], to: SocketAddr) -> TcpStream {
     }
 }
 
-fn metric(stack: &Limited, series: &str) -> Option<f64> {
-    let text = get(&format!("http://{}/metrics", stack.server.addr), &[]).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn over_callerrate_a_caller_gets_429_while_another_is_unaffected() {
     // One request a minute, two at once: the third is over, and stays over for the test.
@@ -120,7 +115,7 @@ fn over_callerrate_a_caller_gets_429_while_another_is_unaffected() {
         (200, "hello world".to_string())
     );
     assert_eq!(
-        metric(&stack, "wsp_rate_limited_total{by=\"address\"}"),
+        metric(&stack.server, "wsp_rate_limited_total{by=\"address\"}"),
         Some(1.0)
     );
 }
@@ -166,7 +161,7 @@ fn with_auth_each_identity_has_its_own_bucket_too() {
     );
     assert_eq!(beta.status, 200, "{}", beta.text());
     assert_eq!(
-        metric(&stack, "wsp_rate_limited_total{by=\"identity\"}"),
+        metric(&stack.server, "wsp_rate_limited_total{by=\"identity\"}"),
         Some(1.0)
     );
 }
@@ -232,7 +227,7 @@ fn clientmaxinflight_holds_a_request_until_one_in_flight_ends() {
         });
         // The second is held at the server: passed over for the cap, it waits.
         let held = poll(wait, || {
-            (metric(&stack, "wsp_client_inflight_capped_total")? >= 1.0).then_some(())
+            (metric(&stack.server, "wsp_client_inflight_capped_total")? >= 1.0).then_some(())
         });
         assert!(
             held.is_some(),

@@ -12,35 +12,23 @@ use serde_json::Value;
 use crate::config::ConfigFile;
 use crate::server_tls::raw_tls;
 use crate::support::tls::Pki;
-use crate::support::{get, poll, read_pattern, relay, signal, start_client, upstream, Server};
+use crate::support::{get, metric, poll, read_pattern, relay, signal, Server, Stack};
 
 fn status(server: &Server) -> Value {
     let reply = get(&format!("http://{}/status.json", server.addr), &[]);
     serde_json::from_slice(&reply.body).unwrap_or(Value::Null)
 }
 
-fn metric(server: &Server, series: &str) -> Option<f64> {
-    let text = get(&format!("http://{}/metrics", server.addr), &[]).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn sighup_applies_a_new_rule_while_clients_stay_and_a_download_finishes() {
-    let api = upstream();
     let config = ConfigFile::new("wsp_server.cfg", "timeout: 1000\n");
-    let server = Server::start(&["--config", config.path()]);
-    let _client = start_client(&server, &[]);
-    let hello = format!("http://{}/hello", api.addr());
-    let ready = poll(Duration::from_secs(20), || {
-        (relay(&server, "GET", &hello, &[], None).status == 200).then_some(())
-    });
-    assert!(ready.is_some(), "the tunnel never relayed");
-    let since = status(&server)["clients"][0]["connected_since"].clone();
+    let stack = Stack::start(&["--config", config.path()], &[]);
+    let (server, hello) = (&stack.server, stack.url("/hello"));
+    let since = status(server)["clients"][0]["connected_since"].clone();
     assert!(since.as_u64().is_some(), "{since}");
     // 100 MiB, held in flight (after its first MiB) until the reload is done.
     let size: u64 = 100 << 20;
-    let big = format!("http://{}/bytes?n={size}", api.addr());
+    let big = stack.url(&format!("/bytes?n={size}"));
     let (in_flight, started) = channel();
     let (go_on, resume) = channel::<()>();
     let download = {
@@ -69,16 +57,16 @@ fn sighup_applies_a_new_rule_while_clients_stay_and_a_download_finishes() {
     std::fs::write(config.path(), rules).expect("rewrite the file");
     signal(server.proc.pid(), "HUP");
     let refused = poll(Duration::from_secs(10), || {
-        let reply = relay(&server, "GET", &hello, &[], None);
+        let reply = relay(server, "GET", &hello, &[], None);
         (reply.status == 526 && reply.text().contains("blacklist")).then_some(())
     });
     assert!(refused.is_some(), "the new rule never applied");
     go_on.send(()).expect("resume");
     let read = download.join().expect("download thread");
     assert_eq!(read, size, "the download in flight finished whole");
-    assert_eq!(status(&server)["clients"][0]["connected_since"], since);
+    assert_eq!(status(server)["clients"][0]["connected_since"], since);
     assert_eq!(
-        metric(&server, "wsp_config_reloads_total{result=\"ok\"}"),
+        metric(server, "wsp_config_reloads_total{result=\"ok\"}"),
         Some(1.0)
     );
 }
@@ -107,15 +95,9 @@ impl<R: Read> Read for Held<R> {
 
 #[test]
 fn a_file_that_does_not_load_is_refused_and_the_running_config_stays() {
-    let api = upstream();
     let config = ConfigFile::new("wsp_server.cfg", "timeout: 1000\n");
-    let server = Server::start(&["--config", config.path()]);
-    let _client = start_client(&server, &[]);
-    let hello = format!("http://{}/hello", api.addr());
-    let ready = poll(Duration::from_secs(20), || {
-        (relay(&server, "GET", &hello, &[], None).status == 200).then_some(())
-    });
-    assert!(ready.is_some(), "the tunnel never relayed");
+    let stack = Stack::start(&["--config", config.path()], &[]);
+    let (server, hello) = (&stack.server, stack.url("/hello"));
     std::fs::write(config.path(), "timeout: [not a number\n").expect("rewrite");
     signal(server.proc.pid(), "HUP");
     let line = server.proc.wait_log("reload refused");
@@ -123,9 +105,9 @@ fn a_file_that_does_not_load_is_refused_and_the_running_config_stays() {
         line.contains("wsp_server.cfg"),
         "the line names the file: {line}"
     );
-    assert_eq!(relay(&server, "GET", &hello, &[], None).status, 200);
+    assert_eq!(relay(server, "GET", &hello, &[], None).status, 200);
     assert_eq!(
-        metric(&server, "wsp_config_reloads_total{result=\"error\"}"),
+        metric(server, "wsp_config_reloads_total{result=\"error\"}"),
         Some(1.0)
     );
 }

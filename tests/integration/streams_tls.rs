@@ -10,14 +10,15 @@ use std::thread;
 
 use rustls::{ServerConnection, StreamOwned};
 use tungstenite::client::IntoClientRequest;
-use tungstenite::protocol::frame::coding::{Data, OpCode};
-use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
 
 use crate::server_tls::{https, https_caller, raw_tls, tls_server};
+use crate::support::rawpeer::read_http_head;
 use crate::support::tls::Pki;
-use crate::support::{random_bytes, start_client_raw, upstream, Proc, Server, SECRET};
-use crate::websocket::the_api_closes;
+use crate::support::{
+    echo_service, random_bytes, start_client_raw, upstream, Proc, Server, SECRET,
+};
+use crate::websocket::{fragments_and_a_ping, the_api_closes};
 
 /// A client dialing `wss://` to `server`, trusting `pki`, with `extra` flags.
 fn wss_client(server: &Server, pki: &Pki, extra: &[&str]) -> Proc {
@@ -34,25 +35,6 @@ fn wss_client(server: &Server, pki: &Pki, extra: &[&str]) -> Proc {
     let client = start_client_raw(&args);
     client.wait_log("connected to");
     client
-}
-
-/// A TCP echo service (see `connect.rs`).
-fn echo_service() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address").to_string();
-    thread::spawn(move || {
-        for socket in listener.incoming() {
-            let Ok(mut socket) = socket else { return };
-            // Each piece goes back at once (no Nagle wait on the last segment).
-            let _ = socket.set_nodelay(true);
-            thread::spawn(move || {
-                let mut back = socket.try_clone().expect("clone");
-                let _ = std::io::copy(&mut socket, &mut back);
-                let _ = back.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
 }
 
 /// A WebSocket echo service on `wss://`, with `pki`'s certificate.
@@ -86,21 +68,23 @@ fn wss_echo_api(pki: &Pki) -> String {
     addr
 }
 
-/// A WebSocket from a caller on `https://` through `server` to `wss://<api>/echo`.
-fn through_tls(
-    server: &Server,
+/// A WebSocket from a caller on `https://`, through the server or proxy at `addr`
+/// (`/request`), to `destination`.
+pub(crate) fn through_tls(
+    addr: std::net::SocketAddr,
     pki: &Pki,
-    api: &str,
+    destination: &str,
 ) -> tungstenite::WebSocket<StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
-    let socket = raw_tls(server.addr, pki);
-    let mut request = format!("ws://{}/request", server.addr)
+    let socket = raw_tls(addr, pki);
+    let mut request = format!("ws://{addr}/request")
         .into_client_request()
         .expect("request");
-    let destination = format!("wss://{api}/echo").parse().expect("value");
+    let destination = destination.parse().expect("value");
     request
         .headers_mut()
         .insert("X-PROXY-DESTINATION", destination);
-    let (ws, response) = tungstenite::client(request, socket).expect("handshake");
+    let (ws, response) = tungstenite::client(request, socket)
+        .unwrap_or_else(|e| panic!("handshake through {addr}: {e}"));
     assert_eq!(response.status(), 101);
     ws
 }
@@ -144,13 +128,7 @@ fn megabytes_pass_a_connect_stream_with_tls_on_both_hops() {
     caller.sock.set_nodelay(true).expect("nodelay");
     let head = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n");
     caller.write_all(head.as_bytes()).expect("CONNECT");
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n\r\n") {
-        caller.read_exact(&mut byte).expect("answer");
-        answer.push(byte[0]);
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_http_head(&mut caller).expect("answer");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // 8 MiB in 64 KiB pieces, each echoed back before the next (a rustls stream is one
     // object: one thread here).
@@ -192,7 +170,7 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
     let api = wss_echo_api(&pki);
     let server = tls_server(&pki, &[]);
     let client = wss_client(&server, &pki, &[]);
-    let mut ws = through_tls(&server, &pki, &api);
+    let mut ws = through_tls(server.addr, &pki, &format!("wss://{api}/echo"));
     ws.send(Message::text("over TLS three times"))
         .expect("text");
     assert_eq!(
@@ -200,20 +178,7 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
         Message::text("over TLS three times")
     );
     // A message in fragments comes back whole; a ping is answered by the API.
-    let parts = [&b"frag"[..], b"ment", b"ed"];
-    for (i, part) in parts.iter().enumerate() {
-        let opcode = if i == 0 { Data::Text } else { Data::Continue };
-        let frame = Frame::message(part.to_vec(), OpCode::Data(opcode), i == parts.len() - 1);
-        ws.write(Message::Frame(frame)).expect("fragment");
-    }
-    ws.flush().expect("flush");
-    assert_eq!(ws.read().expect("echo"), Message::text("fragmented"));
-    ws.send(Message::Ping(b"tls ping".to_vec().into()))
-        .expect("ping");
-    match ws.read().expect("pong") {
-        Message::Pong(p) => assert_eq!(&p[..], b"tls ping"),
-        other => panic!("expected the pong, got {other:?}"),
-    }
+    fragments_and_a_ping(&mut ws);
     // 100 MiB each way, in 1 MiB messages.
     for i in 0..100u64 {
         let big = random_bytes(1 << 20, i + 5);
@@ -235,6 +200,6 @@ fn a_websocket_from_an_https_caller_to_a_wss_api() {
     let line = server.proc.wait_log("stream ended");
     assert!(line.contains("GET https://127.0.0.1:"), "{line}");
     // Now the API closes: its close frame reaches the caller through three TLS hops.
-    let mut ws = through_tls(&server, &pki, &api);
+    let mut ws = through_tls(server.addr, &pki, &format!("wss://{api}/echo"));
     the_api_closes(&mut ws);
 }

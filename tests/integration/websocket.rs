@@ -5,7 +5,7 @@
 // tungstenite's handshake errors are large by its design.
 #![allow(clippy::result_large_err)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{channel, Receiver};
 use std::thread;
@@ -17,6 +17,7 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::{Message, WebSocket};
 
+use crate::support::rawpeer::read_http_head;
 use crate::support::{
     go_style_client, idle_connections, poll, random_bytes, start_client, Server, Stack,
 };
@@ -127,7 +128,29 @@ fn through(server: &Server, url: &str, protocol: Option<&str>) -> WebSocket<TcpS
     ws
 }
 
-fn next_data(ws: &mut WebSocket<TcpStream>) -> Message {
+/// Sends a text message in three fragments, which the echo API gives back whole, then a
+/// ping, which it answers with its pong.
+pub(crate) fn fragments_and_a_ping<S: std::io::Read + Write>(ws: &mut WebSocket<S>) {
+    let parts = [&b"frag"[..], b"ment", b"ed"];
+    for (i, part) in parts.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let frame = Frame::message(part.to_vec(), OpCode::Data(opcode), i == parts.len() - 1);
+        ws.write(Message::Frame(frame)).expect("fragment");
+    }
+    ws.flush().expect("flush");
+    assert_eq!(next_data(ws), Message::text("fragmented"));
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .expect("ping");
+    let pong = loop {
+        match ws.read().expect("read") {
+            Message::Pong(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(&pong[..], b"are you there");
+}
+
+fn next_data<S: std::io::Read + Write>(ws: &mut WebSocket<S>) -> Message {
     loop {
         match ws.read().expect("read") {
             Message::Ping(_) | Message::Pong(_) => continue,
@@ -160,24 +183,7 @@ fn a_websocket_passes_text_binary_fragments_pings_and_closes() {
     let binary = random_bytes(300_000, 3);
     ws.send(Message::binary(binary.clone())).expect("binary");
     assert_eq!(next_data(&mut ws), Message::binary(binary));
-    // A message in three fragments comes back whole (the API reassembled it).
-    let parts = [&b"frag"[..], b"ment", b"ed"];
-    for (i, part) in parts.iter().enumerate() {
-        let opcode = if i == 0 { Data::Text } else { Data::Continue };
-        let frame = Frame::message(part.to_vec(), OpCode::Data(opcode), i == parts.len() - 1);
-        ws.write(Message::Frame(frame)).expect("fragment");
-    }
-    ws.flush().expect("flush");
-    assert_eq!(next_data(&mut ws), Message::text("fragmented"));
-    ws.send(Message::Ping(b"are you there".to_vec().into()))
-        .expect("ping");
-    let pong = loop {
-        match ws.read().expect("read") {
-            Message::Pong(p) => break p,
-            _ => continue,
-        }
-    };
-    assert_eq!(&pong[..], b"are you there");
+    fragments_and_a_ping(&mut ws);
     // The caller closes: the API hears it.
     ws.close(None).expect("close");
     let _ = ws.read();
@@ -275,13 +281,7 @@ fn a_websocket_in_proxy_mode_passes_too() {
          Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     socket.write_all(handshake.as_bytes()).expect("handshake");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        socket.read_exact(&mut byte).expect("101 head");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
+    let head = read_http_head(&mut socket).expect("101 head");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // RFC 6455's own example key and accept value.
     assert!(
@@ -318,4 +318,79 @@ fn a_handshake_needs_the_callers_credentials_when_auth_is_on() {
         handshake(&server, &url, None, Some("Bearer ws-token")).expect("handshake with the token");
     ws.send(Message::text("authorized")).expect("text");
     assert_eq!(next_data(&mut ws), Message::text("authorized"));
+}
+
+/// A raw internal API answering each handshake with `answer(key)` in one write.
+fn raw_api(answer: fn(&str) -> Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            thread::spawn(move || {
+                let Ok(head) = read_http_head(&mut socket) else {
+                    return;
+                };
+                let key = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("sec-websocket-key")
+                            .then(|| value.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                let _ = socket.write_all(&answer(&key));
+                // Held open until the caller is done.
+                let _ = std::io::copy(&mut socket, &mut std::io::sink());
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn what_real_servers_send_around_the_handshake_comes_through() {
+    let stack = Stack::start(&[], &ALLOW_ALL);
+    // A refusal with a chunked body, the framing many servers use for error pages.
+    let chunked = raw_api(|_| {
+        b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n\
+          4\r\nnot \r\n7\r\nallowed\r\n0\r\n\r\n"
+            .to_vec()
+    });
+    // curl as the caller: it decodes whatever framing wsp answers with.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-w",
+            " %{http_code}",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+        ])
+        .args([
+            "Connection: Upgrade",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+        ])
+        .args(["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H"])
+        .arg(format!("X-PROXY-DESTINATION: ws://{chunked}/"))
+        .arg(format!("http://{}/request", stack.server.addr))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "not allowed 403");
+    // A 101 with the API's first message in the same write, before the caller said a word.
+    let eager = raw_api(|key| {
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(&[0x81, 5]);
+        out.extend_from_slice(b"hello");
+        out
+    });
+    let mut ws = through(&stack.server, &format!("ws://{eager}/"), None);
+    assert_eq!(next_data(&mut ws), Message::text("hello"));
 }

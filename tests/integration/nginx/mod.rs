@@ -260,21 +260,12 @@ fn a_server_down_leaves_the_other_serving() {
 
 #[test]
 fn a_callers_websocket_passes_through_nginx_and_wsp() {
-    use tungstenite::client::IntoClientRequest;
     use tungstenite::Message;
     let deployment = Deployment::start();
     let (api, seen) = crate::websocket::echo_api();
-    let socket = crate::server_tls::raw_tls(deployment.nginx.addr, &deployment._pki);
-    let mut request = format!("ws://{}/request", deployment.nginx.addr)
-        .into_client_request()
-        .expect("request");
-    let destination = format!("ws://{api}/through-nginx").parse().expect("value");
-    request
-        .headers_mut()
-        .insert("X-PROXY-DESTINATION", destination);
-    let (mut ws, response) = tungstenite::client(request, socket)
-        .unwrap_or_else(|e| panic!("handshake through nginx: {e}"));
-    assert_eq!(response.status(), 101);
+    let destination = format!("ws://{api}/through-nginx");
+    let mut ws =
+        crate::streams_tls::through_tls(deployment.nginx.addr, &deployment._pki, &destination);
     let handshake = seen.recv_timeout(READY).expect("the API saw the handshake");
     assert!(
         handshake.starts_with("handshake /through-nginx "),

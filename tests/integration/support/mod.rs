@@ -566,6 +566,33 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
+/// A TCP echo service on 127.0.0.1: every connection gets back what it sends at once
+/// (no Nagle wait), and is closed once the peer has closed its side and everything was
+/// echoed. Returns its address.
+pub fn echo_service() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            let _ = socket.set_nodelay(true);
+            std::thread::spawn(move || {
+                let mut back = socket.try_clone().expect("clone");
+                let _ = std::io::copy(&mut socket, &mut back);
+                let _ = back.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// The value of the `/metrics` sample named exactly `series` (name and labels).
+pub fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = get(&format!("http://{}/metrics", server.addr), &[]).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// The idle count `/status.json` shows for the first client listed (0 with none).
 pub fn idle_connections(server: &Server) -> u64 {
     let reply = get(&format!("http://{}/status.json", server.addr), &[]);

@@ -271,7 +271,7 @@ fn close_message(payload: &[u8]) -> Msg {
 }
 
 /// Reads an HTTP head up to its blank line, one byte at a time.
-fn read_http_head(stream: &mut TcpStream) -> io::Result<String> {
+pub fn read_http_head(stream: &mut impl Read) -> io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
