@@ -29,8 +29,10 @@ pub fn flags<T: argh::FromArgs>() -> Result<T, ExitCode> {
     })
 }
 
-/// Logs to stderr at `level` (`error`, `warn`, `info`, `debug`, `trace` or `off`).
-pub fn init_logging(level: &str) -> Result<(), ExitCode> {
+/// Logs to stderr at `level` (`error`, `warn`, `info`, `debug`, `trace` or `off`; info
+/// when `None`) until the configuration says otherwise ([`set_log_level`]).
+pub fn init_logging(level: Option<&str>) -> Result<(), ExitCode> {
+    let level = level.unwrap_or("info");
     let Ok(filter) = level.parse::<LevelFilter>() else {
         eprintln!("invalid --log-level {level:?}: use error, warn, info, debug, trace or off");
         return Err(ExitCode::from(EXIT_USAGE));
@@ -42,9 +44,23 @@ pub fn init_logging(level: &str) -> Result<(), ExitCode> {
         // The vendored HTTP server's few lines: accept failures, threads it cannot start.
         .add_filter_allow_str("tiny_http")
         .build();
+    // The logger itself lets everything through; the `log` crate's maximum level, which
+    // every macro checks first, is the level in force, and a reload may change it.
     // Only fails when a logger is already set, which cannot happen in our binaries.
-    let _ = TermLogger::init(filter, config, TerminalMode::Stderr, ColorChoice::Never);
+    let _ = TermLogger::init(
+        LevelFilter::Trace,
+        config,
+        TerminalMode::Stderr,
+        ColorChoice::Never,
+    );
+    set_log_level(filter);
     Ok(())
+}
+
+/// Puts `level` in force for every line logged from now on (the file's `loglevel`, at
+/// start and at each reload).
+pub fn set_log_level(level: LevelFilter) {
+    log::set_max_level(level);
 }
 
 /// Logs a fatal error once and returns the exit code for it.

@@ -11,13 +11,14 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(code) => return code,
     };
-    if let Err(code) = cli::init_logging(&flags.log_level) {
+    if let Err(code) = cli::init_logging(flags.log_level.as_deref()) {
         return code;
     }
     let config = match ClientConfig::from_flags(&flags) {
         Ok(config) => config,
         Err(e) => return cli::fail(e, cli::EXIT_USAGE),
     };
+    cli::set_log_level(config.log_level);
     log::info!("client id {}, targets {:?}", config.id, config.targets);
     let client = match Client::new(config) {
         Ok(client) => client,

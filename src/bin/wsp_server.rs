@@ -11,13 +11,14 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(code) => return code,
     };
-    if let Err(code) = cli::init_logging(&flags.log_level) {
+    if let Err(code) = cli::init_logging(flags.log_level.as_deref()) {
         return code;
     }
     let config = match ServerConfig::from_flags(&flags) {
         Ok(config) => config,
         Err(e) => return cli::fail(e, cli::EXIT_USAGE),
     };
+    cli::set_log_level(config.log_level);
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => return cli::fail(e, 1),

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::secret_key::{choose_key, Environment, KeyOverrides};
-use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
+use super::{
+    at_least, load_raw, log_level, millis_or, parse_yaml, read_file, ConfigError, Sources,
+};
 use crate::protocol::limits::{MAX_ID_LEN, MAX_POOL_SIZE};
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
@@ -59,6 +61,10 @@ pub struct RawClientConfig {
     pub maxstreams: Option<usize>,
     /// Ms of silence both ways after which a stream is cut.
     pub streamidletimeout: Option<u64>,
+    /// Ms between two resolutions of each target's host name.
+    pub resolveinterval: Option<u64>,
+    /// Log level: error, warn, info, debug, trace or off.
+    pub loglevel: Option<String>,
 }
 
 /// wsp_client: private side of a reverse HTTP proxy over WebSocket
@@ -128,9 +134,13 @@ pub struct ClientFlags {
     /// ms of silence both ways after which a stream is cut (default 300000)
     #[argh(option)]
     pub stream_idle_timeout: Option<u64>,
+    /// ms between two resolutions of each target's host name: a name with several
+    /// addresses gets a pool per address (default 30000)
+    #[argh(option)]
+    pub resolve_interval: Option<u64>,
     /// log level: error, warn, info, debug, trace or off (default info)
-    #[argh(option, default = "String::from(\"info\")")]
-    pub log_level: String,
+    #[argh(option)]
+    pub log_level: Option<String>,
 }
 
 /// No flag set: the values argh gives for an empty command line.
@@ -155,7 +165,8 @@ impl Default for ClientFlags {
             allow_connect: Vec::new(),
             max_streams: None,
             stream_idle_timeout: None,
-            log_level: "info".to_string(),
+            resolve_interval: None,
+            log_level: None,
         }
     }
 }
@@ -206,6 +217,11 @@ pub struct ClientConfig {
     /// How long a stream may carry nothing either way before it is cut. Default
     /// 300000 ms; never 0.
     pub stream_idle_timeout: Duration,
+    /// How often each target's host name is resolved again, to follow servers coming
+    /// and going behind it. Default 30000 ms; never 0.
+    pub resolve_interval: Duration,
+    /// What the log says. Default info.
+    pub log_level: log::LevelFilter,
 }
 
 impl Default for ClientConfig {
@@ -228,6 +244,8 @@ impl Default for ClientConfig {
             connect: Vec::new(),
             max_streams: 100,
             stream_idle_timeout: Duration::from_millis(300_000),
+            resolve_interval: Duration::from_millis(30_000),
+            log_level: log::LevelFilter::Info,
         }
     }
 }
@@ -302,6 +320,8 @@ impl ClientConfig {
             streams,
             ("maxstreams", "--max-streams"),
         );
+        let level = flags.log_level.as_ref();
+        sources.apply(&mut raw.loglevel, level, ("loglevel", "--log-level"));
         let overrides = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -336,6 +356,7 @@ impl ClientConfig {
         if config.max_streams == 0 {
             return Err(sources.invalid("maxstreams", "must be at least 1"));
         }
+        config.log_level = log_level(raw.loglevel.as_deref(), sources)?;
         Ok(config)
     }
 }
@@ -385,6 +406,12 @@ fn apply_time_flags(raw: &mut RawClientConfig, sources: &mut Sources, flags: &Cl
             "streamidletimeout",
             "--stream-idle-timeout",
         ),
+        (
+            &mut raw.resolveinterval,
+            flags.resolve_interval,
+            "resolveinterval",
+            "--resolve-interval",
+        ),
     ];
     for (slot, value, key, flag) in settings {
         sources.apply(slot, value.as_ref(), (key, flag));
@@ -429,6 +456,8 @@ fn set_durations(
         false,
         c.stream_idle_timeout,
     )?;
+    let resolve = raw.resolveinterval;
+    c.resolve_interval = ms("resolveinterval", resolve, false, c.resolve_interval)?;
     let delays = ("reconnectdelay", c.reconnect_delay);
     at_least(
         sources,

@@ -274,6 +274,20 @@ pub(crate) fn at_least(
     Err(sources.invalid(high.0, reason))
 }
 
+/// The log level `loglevel` (or `--log-level`) names; info when unset.
+pub(crate) fn log_level(
+    name: Option<&str>,
+    sources: &Sources,
+) -> Result<log::LevelFilter, ConfigError> {
+    let Some(name) = name else {
+        return Ok(log::LevelFilter::Info);
+    };
+    name.parse().map_err(|_| {
+        let reason = format!("{name:?}: use error, warn, info, debug, trace or off");
+        sources.invalid("loglevel", reason)
+    })
+}
+
 /// The raw configuration in the `--config` file, or an empty one without it, and the
 /// sources that name it in errors.
 pub(crate) fn load_raw<T: serde::de::DeserializeOwned + Default>(

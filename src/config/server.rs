@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use super::auth::RawAuth;
 use super::secret_key::{choose_key, read_key_file, Environment, KeyOverrides};
-use super::{at_least, load_raw, millis_or, parse_yaml, read_file, ConfigError, Sources};
+use super::{
+    at_least, load_raw, log_level, millis_or, parse_yaml, read_file, ConfigError, Sources,
+};
 use crate::auth::Auth;
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
@@ -71,6 +73,8 @@ pub struct RawServerConfig {
     pub callerburst: Option<u32>,
     /// Most requests in flight over one client id's connections.
     pub clientmaxinflight: Option<usize>,
+    /// Log level: error, warn, info, debug, trace or off.
+    pub loglevel: Option<String>,
 }
 
 /// wsp_server: public side of a reverse HTTP proxy over WebSocket
@@ -168,8 +172,8 @@ pub struct ServerFlags {
     #[argh(option)]
     pub client_max_inflight: Option<usize>,
     /// log level: error, warn, info, debug, trace or off (default info)
-    #[argh(option, default = "String::from(\"info\")")]
-    pub log_level: String,
+    #[argh(option)]
+    pub log_level: Option<String>,
 }
 
 /// No flag set: the values argh gives for an empty command line.
@@ -201,7 +205,7 @@ impl Default for ServerFlags {
             caller_rate: None,
             caller_burst: None,
             client_max_inflight: None,
-            log_level: "info".to_string(),
+            log_level: None,
         }
     }
 }
@@ -253,6 +257,8 @@ pub struct ServerConfig {
     pub caller_rate: Option<(f64, u32)>,
     /// Most requests in flight per client id (`clientmaxinflight`): `None` by default.
     pub client_max_inflight: Option<usize>,
+    /// What the log says (`loglevel`). Default info.
+    pub log_level: log::LevelFilter,
 }
 
 /// The admin listener's settings.
@@ -306,6 +312,7 @@ impl Default for ServerConfig {
             console: None,
             caller_rate: None,
             client_max_inflight: None,
+            log_level: log::LevelFilter::Info,
         }
     }
 }
@@ -381,6 +388,8 @@ impl ServerConfig {
         let inflight = flags.client_max_inflight.as_ref();
         let names = ("clientmaxinflight", "--client-max-inflight");
         sources.apply(&mut raw.clientmaxinflight, inflight, names);
+        let level = flags.log_level.as_ref();
+        sources.apply(&mut raw.loglevel, level, ("loglevel", "--log-level"));
         let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -404,6 +413,7 @@ impl ServerConfig {
         config.console = console(&mut raw, sources)?;
         config.caller_rate = caller_rate(raw.callerrate, raw.callerburst, sources)?;
         config.client_max_inflight = raw.clientmaxinflight.filter(|&n| n > 0);
+        config.log_level = log_level(raw.loglevel.as_deref(), sources)?;
         config.secret_key = choose_key(overrides.key, raw.secretkey, raw.secretkeyfile, sources)?;
         let (token_files, env) = (overrides.token_files, overrides.env);
         config.auth = super::auth::compile(raw.auth, token_files, sources, env)?;

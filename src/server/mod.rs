@@ -177,6 +177,7 @@ impl Shared {
             *self.limits.write() = limits;
         }
         self.hub.set_max_inflight(new.client_max_inflight);
+        log::set_max_level(new.log_level);
         *self.config.write() = Arc::new(new);
     }
 }

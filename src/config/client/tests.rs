@@ -183,7 +183,7 @@ fn repeated_target_flags_parse() {
     let flags = flags.unwrap_or_else(|e| panic!("{}", e.output));
     assert_eq!(flags.target, ["ws://a/", "ws://b/"]);
     assert_eq!(flags.id.as_deref(), Some("x"));
-    assert_eq!(flags.log_level, "info");
+    assert_eq!(flags.log_level, None);
 }
 
 /// The configuration from `flags` and a `WSP_SECRET_KEY` of `env`, or the error message.
@@ -520,6 +520,8 @@ fn commented_keys_in_the_example_are_the_defaults() {
             "pinginterval",
             "pingtimeout",
             "shutdowntimeout",
+            "resolveinterval",
+            "loglevel",
             "maxstreams",
             "streamidletimeout"
         ]
@@ -534,6 +536,31 @@ fn commented_keys_in_the_example_are_the_defaults() {
     assert_eq!(live.ping_interval, defaults.ping_interval);
     assert_eq!(live.ping_timeout, defaults.ping_timeout);
     assert_eq!(live.shutdown_timeout, defaults.shutdown_timeout);
+    assert_eq!(live.resolve_interval, defaults.resolve_interval);
+    assert_eq!(live.log_level, defaults.log_level);
+}
+
+#[test]
+fn resolve_interval_and_log_level_load_and_are_checked() {
+    let config = load("resolveinterval : 500\nloglevel : trace\n");
+    assert_eq!(config.resolve_interval, ms(500));
+    assert_eq!(config.log_level, log::LevelFilter::Trace);
+    assert_eq!(
+        error("resolveinterval : 0\n"),
+        "wsp_client.cfg: resolveinterval: must be greater than 0"
+    );
+    assert_eq!(
+        error("loglevel : 3\n"),
+        "wsp_client.cfg: loglevel: \"3\": use error, warn, info, debug, trace or off"
+    );
+    let flags = ClientFlags {
+        resolve_interval: Some(0),
+        ..ClientFlags::default()
+    };
+    assert_eq!(
+        flags_error(&flags),
+        "command line: --resolve-interval: must be greater than 0"
+    );
 }
 
 #[test]

@@ -150,7 +150,7 @@ fn flags_parse_go_style() {
     let flags = flags.unwrap_or_else(|e| panic!("{}", e.output));
     assert_eq!(flags.config.as_deref(), Some("x.cfg"));
     assert_eq!(flags.port, Some(9000));
-    assert_eq!(flags.log_level, "info");
+    assert_eq!(flags.log_level, None);
     assert!(flags.secret_key.is_some_and(|k| k.matches("-k")));
     assert_eq!(format!("{:?}", flags.host), "None");
 }
@@ -457,7 +457,8 @@ fn commented_keys_in_the_example_are_the_defaults() {
             "pingtimeout",
             "shutdowntimeout",
             "streamidletimeout",
-            "busystatus"
+            "busystatus",
+            "loglevel"
         ]
     );
     let live = load(&text);
@@ -468,6 +469,31 @@ fn commented_keys_in_the_example_are_the_defaults() {
     assert_eq!(live.ping_timeout, defaults.ping_timeout);
     assert_eq!(live.shutdown_timeout, defaults.shutdown_timeout);
     assert_eq!(live.stream_idle_timeout, defaults.stream_idle_timeout);
+    assert_eq!(live.log_level, defaults.log_level);
+}
+
+#[test]
+fn log_level_comes_from_the_file_or_the_flag() {
+    assert_eq!(load("").log_level, log::LevelFilter::Info);
+    assert_eq!(
+        load("loglevel : debug\n").log_level,
+        log::LevelFilter::Debug
+    );
+    assert_eq!(
+        error("loglevel : loud\n"),
+        "wsp_server.cfg: loglevel: \"loud\": use error, warn, info, debug, trace or off"
+    );
+    let file = TempFile::new("wsp_server.cfg", "loglevel : debug\n");
+    let flags = ServerFlags {
+        config: Some(file.path().to_string()),
+        log_level: Some("warn".into()),
+        ..ServerFlags::default()
+    };
+    let config = ServerConfig::from_flags_in(&flags, &Environment::default());
+    assert_eq!(
+        config.map(|c| c.log_level).ok(),
+        Some(log::LevelFilter::Warn)
+    );
 }
 
 #[test]
