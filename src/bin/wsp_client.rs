@@ -24,6 +24,11 @@ fn main() -> ExitCode {
         Ok(client) => client,
         Err(e) => return cli::fail(e, cli::EXIT_USAGE),
     };
+    let reload = client.reload_handle();
+    cli::on_hangup(move || {
+        let loaded = ClientConfig::from_flags(&flags).map_err(|e| e.to_string());
+        reload.reload(loaded);
+    });
     let handle = client.shutdown_handle();
     cli::on_termination(move || handle.shutdown());
     client.run();

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::connection::answer_error;
-use super::pool::TargetPool;
 use super::stream::Stream;
+use super::Settings;
 use crate::headers::Headers;
 use crate::protocol::head::to_json;
 use crate::protocol::{Error, RequestHead, ResponseHead, Role, WsConn};
@@ -54,12 +54,17 @@ impl Drop for Open {
 /// # Errors
 /// Writing to the WebSocket failed.
 pub fn serve(
-    pool: &TargetPool,
+    settings: &Settings,
     ws: &mut WsConn<Stream>,
     head: &RequestHead,
 ) -> Result<bool, Error> {
     let target = head.url.as_str();
-    if !pool.config.connect.iter().any(|rule| rule.is_match(target)) {
+    if !settings
+        .config
+        .connect
+        .iter()
+        .any(|rule| rule.is_match(target))
+    {
         let text = format!(
             "wsp client: CONNECT to {target} refused: no connect rule allows it \
              (connect, --allow-connect)"
@@ -68,8 +73,8 @@ pub fn serve(
         answer_error(ws, 403, &text)?;
         return Ok(true);
     }
-    let Some(_open) = Open::take(pool.config.max_streams) else {
-        let max = pool.config.max_streams;
+    let Some(_open) = Open::take(settings.config.max_streams) else {
+        let max = settings.config.max_streams;
         let text = format!("wsp client: {max} streams open already (maxstreams)");
         log::info!("CONNECT {target}: {text}");
         answer_error(ws, 503, &text)?;
@@ -91,13 +96,13 @@ pub fn serve(
     };
     ws.write_text(&to_json(&established))?;
     ws.flush()?;
-    carry(pool, ws, target, End::plain(&socket), Vec::new())
+    carry(settings, ws, target, End::plain(&socket), Vec::new())
 }
 
 /// The stream, once open: `socket` is the internal service's end, and `early` what it
 /// sent already (read with the answer to a handshake). `Ok(true)` after a clean end.
 pub(super) fn carry(
-    pool: &TargetPool,
+    settings: &Settings,
     ws: &mut WsConn<Stream>,
     target: &str,
     socket: End<'_>,
@@ -110,7 +115,7 @@ pub(super) fn carry(
         ws_unread,
         socket,
         early,
-        idle_timeout: pool.config.stream_idle_timeout,
+        idle_timeout: settings.config.stream_idle_timeout,
     };
     let (outcome, unread) = tunnel::relay(ends)?;
     ws.put_unread(unread);
@@ -124,7 +129,7 @@ pub(super) fn carry(
         outcome.sent
     );
     // The stream set its own time-outs on the socket: the connection's come back.
-    let timeout = Some(pool.config.request_timeout);
+    let timeout = Some(settings.config.request_timeout);
     let tcp = ws.get_ref().tcp();
     tcp.set_read_timeout(timeout)?;
     tcp.set_write_timeout(timeout)?;

@@ -7,6 +7,7 @@
 //! (a broken socket, an unreadable head, a body cut short) ends the connection.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
@@ -14,7 +15,7 @@ use ureq::Agent;
 use super::executor::{self, Failed, Upstream, STATUS_CLIENT_ERROR};
 use super::pool::{State, TargetPool};
 use super::stream::Stream;
-use super::{connect, upgrade};
+use super::{connect, upgrade, Settings};
 use crate::protocol::head::{to_json, MAX_HEAD_LEN};
 use crate::protocol::ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR};
 use crate::protocol::{Awaited, Error, RequestHead, ResponseHead, StreamKind, WsConn};
@@ -48,45 +49,77 @@ enum Wait {
 /// Serves requests on `ws` until it breaks or the client stops; the pool's counts follow
 /// its state.
 pub fn serve(pool: &TargetPool, mut ws: Ws) {
-    // Made by the first request: a connection that never serves one costs no agent.
-    let mut agent = None;
-    // For the connection's whole life: idle waits are bounded by `poll`, not by this.
-    let timeout = Some(pool.config.request_timeout);
-    let _ = ws.get_ref().tcp().set_write_timeout(timeout);
-    let _ = ws.get_ref().tcp().set_read_timeout(timeout);
+    // Made by the first request, with the settings then in force: a connection that
+    // never serves one costs no agent, and a reload gives the next request a new one.
+    let mut agent: Option<(Arc<Settings>, Agent)> = None;
+    // Set on the socket when it changes (a reload): idle waits are bounded by `poll`.
+    let mut timeout = None;
     loop {
         match wait_for_request(pool, &mut ws, &mut agent) {
             Ok(Wait::Request) => {}
             Ok(Wait::Closed) => {
-                log::debug!("{}: connection closed by the server", pool.target);
+                log::debug!("{}: connection closed by the server", pool.name);
                 break;
             }
             Ok(Wait::Stopping) => {
-                ws.close(CLOSE_GOING_AWAY, "client shutting down");
+                ws.close(CLOSE_GOING_AWAY, "client going away");
                 break;
             }
             Err(why) => {
-                log::info!("{}: connection dropped while idle: {why}", pool.target);
+                log::info!("{}: connection dropped while idle: {why}", pool.name);
                 ws.close(CLOSE_GOING_AWAY, "no answer to pings");
                 break;
             }
         }
         pool.set_state(State::Idle, State::Busy);
-        let agent = agent.get_or_insert_with(|| executor::agent(&pool.config, &pool.tls));
-        let outcome = exchange(pool, agent, &mut ws);
+        let settings = pool.settings();
+        let outcome = set_timeout(&ws, &mut timeout, settings.config.request_timeout)
+            .map_err(Error::from)
+            .and_then(|()| {
+                let agent = agent_for(&mut agent, &settings);
+                exchange(&settings, agent, &mut ws)
+            });
         pool.set_state(State::Busy, State::Idle);
         match outcome {
             Ok(true) => {}
             // An aborted stream, logged already: the socket is shut.
             Ok(false) => break,
             Err(e) => {
-                log::warn!("{}: connection closed: {e}", pool.target);
+                log::warn!("{}: connection closed: {e}", pool.name);
                 ws.close(CLOSE_INTERNAL_ERROR, "exchange failed");
                 break;
             }
         }
     }
     pool.set_state(State::Idle, State::Gone);
+}
+
+/// The agent made with `settings`, made anew when the settings changed since.
+fn agent_for<'a>(
+    agent: &'a mut Option<(Arc<Settings>, Agent)>,
+    settings: &Arc<Settings>,
+) -> &'a Agent {
+    if !matches!(agent, Some((made_with, _)) if Arc::ptr_eq(made_with, settings)) {
+        *agent = None;
+    }
+    let made = || {
+        (
+            settings.clone(),
+            executor::agent(&settings.config, &settings.tls),
+        )
+    };
+    &agent.get_or_insert_with(made).1
+}
+
+/// Puts `wanted` as the socket's read and write time-out, unless it is there already.
+fn set_timeout(ws: &Ws, current: &mut Option<Duration>, wanted: Duration) -> io::Result<()> {
+    if *current != Some(wanted) {
+        let tcp = ws.get_ref().tcp();
+        tcp.set_write_timeout(Some(wanted))?;
+        tcp.set_read_timeout(Some(wanted))?;
+        *current = Some(wanted);
+    }
+    Ok(())
 }
 
 /// Waits for the next request while idle. Control frames (the server's pings) prove the
@@ -96,9 +129,9 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
 fn wait_for_request(
     pool: &TargetPool,
     ws: &mut Ws,
-    agent: &mut Option<Agent>,
+    agent: &mut Option<(Arc<Settings>, Agent)>,
 ) -> Result<Wait, String> {
-    let config = &pool.config;
+    let config = &pool.settings().config;
     let idle_since = Instant::now();
     let mut last_heard = idle_since;
     let mut pinged = false;
@@ -166,7 +199,7 @@ fn wait_for_request(
 /// Never inlined: its deep frames (ureq's) must not widen the frame the idle wait sits
 /// in, or every idle thread would keep them resident (see [`stack`]).
 #[inline(never)]
-fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error> {
+fn exchange(settings: &Settings, agent: &Agent, ws: &mut Ws) -> Result<bool, Error> {
     let text = ws.read_text(MAX_HEAD_LEN, "a request head")?;
     let head = match RequestHead::parse(&text) {
         Ok(head) => head,
@@ -180,9 +213,9 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error
     // where it may go; the HTTP rules below see every request, WebSocket handshakes too.
     if let Some(StreamKind::Connect) = head.stream {
         skip_body(ws)?;
-        return connect::serve(pool, ws, &head);
+        return connect::serve(settings, ws, &head);
     }
-    let rules = &pool.config.rules;
+    let rules = &settings.config.rules;
     if let Err(refusal) = rules.refusal(Side::Client, &head.method, &head.url, &head.header) {
         log::info!("{refusal}");
         skip_body(ws)?;
@@ -191,7 +224,7 @@ fn exchange(pool: &TargetPool, agent: &Agent, ws: &mut Ws) -> Result<bool, Error
     }
     if let Some(StreamKind::WebSocket) = head.stream {
         skip_body(ws)?;
-        return upgrade::serve(pool, ws, &head);
+        return upgrade::serve(settings, ws, &head);
     }
     let upstream = {
         let mut body = ws.body_reader();

@@ -6,7 +6,7 @@
 //! [`WsConn`] with whatever bytes were read past the `101` still buffered.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,19 +32,31 @@ const HANDSHAKE_BUFFER_LEN: usize = 1024;
 /// Most bytes of a refusal's body quoted in the error.
 const MAX_REFUSAL_BODY: u64 = 512;
 
-/// Connects to `target` (a `ws://` or `wss://` URL, the latter verified as `tls` says)
-/// and sends the greeting.
+/// The server to dial.
+pub struct Server<'a> {
+    /// The target: a `ws://` or `wss://` URL, whose host names the server in the
+    /// handshake and its certificate.
+    pub url: &'a Url,
+    /// The address to connect to: the URL's host, resolved.
+    pub addr: SocketAddr,
+    /// How errors name it.
+    pub name: &'a str,
+}
+
+/// Connects to `server` (over TLS for `wss://`, verified as `tls` says) and sends the
+/// greeting.
 pub fn dial(
-    target: &Url,
+    server: &Server<'_>,
     tls: &Tls,
     secret: &Secret,
     greeting: &Greeting,
 ) -> Result<WsConn<Stream>, Error> {
     let fail = |why: String| Error::Dial {
-        target: target.to_string(),
+        target: server.name.to_string(),
         why,
     };
-    let socket = connect(target).map_err(&fail)?;
+    let target = server.url;
+    let socket = connect(server.addr).map_err(&fail)?;
     let stream = match target.scheme() {
         "ws" => Stream::Plain(socket),
         "wss" => secure(target, &tls.dial, socket).map_err(&fail)?,
@@ -104,26 +116,15 @@ fn server_name(target: &Url) -> Result<ServerName<'static>, String> {
     }
 }
 
-fn connect(target: &Url) -> Result<TcpStream, String> {
-    let host = target.host_str().ok_or("no host")?;
-    let port = target.port_or_known_default().ok_or("no port")?;
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}: {e}"))?;
-    let mut last = format!("{host} resolves to no address");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                stream
-                    .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-                    .map_err(|e| e.to_string())?;
-                return Ok(stream);
-            }
-            Err(e) => last = format!("connecting to {addr}: {e}"),
-        }
-    }
-    Err(last)
+/// A TCP connection to `addr`, ready for the handshake.
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    Ok(stream)
 }
 
 /// The `/register` request; it announces streams ([`STREAMS_HEADER`]).

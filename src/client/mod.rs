@@ -1,12 +1,17 @@
 //! The private side: keeps WebSockets open to each target server and performs the
 //! requests that come over them against internal APIs.
 //!
+//! A reload (SIGHUP, [`ReloadHandle`]) puts a new configuration in force without
+//! dropping a connection or a request in flight.
+//!
 //! Shutdown is graceful: on [`ShutdownHandle::shutdown`] no connection is opened any
 //! more, idle connections are closed with a close frame (1001, going away), busy ones
 //! first finish their exchange, and [`Client::run`] returns once all are closed or
 //! `shutdowntimeout` has passed.
 //!
-//! - [`pool`]: per target, a supervisor keeping the pool at its configured size.
+//! - [`fleet`]: the pools: one per address of each target's host name, followed as the
+//!   addresses and the targets change.
+//! - [`pool`]: a supervisor keeping one pool at its configured size.
 //! - [`dial`]: opening one WebSocket (TCP, TLS for `wss://`, handshake, greeting).
 //! - [`stream`]: the stream under a WebSocket, plain or TLS.
 //! - [`tls`]: whom TLS trusts (`cafile`, `insecure`), for servers and internal APIs.
@@ -25,6 +30,7 @@ pub(crate) mod connect;
 pub(crate) mod connection;
 pub(crate) mod dial;
 pub(crate) mod executor;
+pub(crate) mod fleet;
 pub(crate) mod pool;
 pub(crate) mod stream;
 pub(crate) mod tls;
@@ -33,21 +39,19 @@ pub(crate) mod upstream;
 
 use std::fmt;
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Sender};
-use parking_lot::Mutex;
-use url::Url;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::ClientConfig;
-use pool::TargetPool;
+use fleet::Fleet;
+pub use fleet::Resolve;
+use tls::Tls;
 
 /// What can go wrong on the client side.
 #[derive(Debug)]
 pub enum Error {
-    /// A target URL is not usable.
-    Target { target: String, why: String },
     /// Opening a connection to a target failed.
     Dial { target: String, why: String },
     /// The TLS settings are not usable (`cafile`).
@@ -57,7 +61,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Target { target, why } => write!(f, "target {target}: {why}"),
             Error::Dial { target, why } => write!(f, "connecting to {target}: {why}"),
             Error::Tls { why } => write!(f, "TLS set-up: {why}"),
         }
@@ -66,13 +69,38 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A client: one pool of connections per target.
+/// What the client runs with: the configuration and whom TLS trusts, replaced whole by
+/// a reload.
+pub(crate) struct Settings {
+    pub config: ClientConfig,
+    pub tls: Tls,
+}
+
+/// The settings in force, shared by every pool and connection. A reader takes the `Arc`
+/// and keeps it for what it is doing (an exchange, an idle wait, a dial), so a reload
+/// never changes a value under a request in flight, and the next one sees the new ones.
+pub(crate) struct Live(RwLock<Arc<Settings>>);
+
+impl Live {
+    pub fn get(&self) -> Arc<Settings> {
+        self.0.read().clone()
+    }
+
+    fn set(&self, settings: Settings) {
+        *self.0.write() = Arc::new(settings);
+    }
+}
+
+/// A client: pools of connections to its targets' servers, one per address.
 pub struct Client {
-    pools: Vec<Arc<TargetPool>>,
-    config: Arc<ClientConfig>,
+    live: Arc<Live>,
+    resolver: Arc<dyn Resolve>,
     /// Dropping this sender is the stop signal: every receiver (supervisors, connection
     /// threads waiting) sees the channel disconnect at once. Nothing is ever sent.
     stop: Arc<Mutex<Option<Sender<()>>>>,
+    stopped: Receiver<()>,
+    /// A reload took: the targets are looked at again at once.
+    reloaded: (Sender<()>, Receiver<()>),
 }
 
 /// Stops a running client from another thread.
@@ -86,32 +114,76 @@ impl ShutdownHandle {
     }
 }
 
+/// Reloads a running client's configuration from another thread (SIGHUP).
+#[derive(Clone)]
+pub struct ReloadHandle {
+    live: Arc<Live>,
+    reloaded: Sender<()>,
+}
+
+impl ReloadHandle {
+    /// Puts `loaded` in force, or logs in one line why it cannot be and keeps the
+    /// running configuration. `cafile` is read again (a renewed CA takes); `id` stays as
+    /// it was, as the servers know the client by it. Connections stay: each takes the
+    /// new settings at its next exchange, and new dials use them. Pools of targets
+    /// removed drain and close, new targets get pools.
+    pub fn reload(&self, loaded: Result<ClientConfig, String>) {
+        let settings = loaded.and_then(|mut config| {
+            let running = self.live.get();
+            keep_id(&mut config, &running.config.id);
+            let tls = Tls::new(config.ca_file.as_deref(), config.insecure);
+            let tls = tls.map_err(|e| e.to_string())?;
+            Ok(Settings { config, tls })
+        });
+        match settings {
+            Ok(settings) => {
+                log::set_max_level(settings.config.log_level);
+                self.live.set(settings);
+                let _ = self.reloaded.try_send(());
+                log::info!("configuration reloaded");
+            }
+            Err(why) => log::error!("reload refused, the running configuration stays: {why}"),
+        }
+    }
+}
+
+/// Keeps the running `id` in `config`: the servers know the client's connections by it,
+/// and a change would take only for new ones. A file with no `id` gives a new random one
+/// at each load, which is no change the operator made: only another id is warned about.
+fn keep_id(config: &mut ClientConfig, running: &str) {
+    let generated = uuid::Uuid::parse_str(&config.id).is_ok_and(|id| id.get_version_num() == 4);
+    if config.id != running && !generated {
+        log::warn!("reload: id changes only at a restart; kept as it was");
+    }
+    running.clone_into(&mut config.id);
+}
+
 impl Client {
-    /// Checks the targets and prepares a pool for each.
+    /// Checks the settings; nothing is dialed before [`Client::run`].
+    ///
+    /// # Errors
+    /// TLS that cannot be set up (`cafile`).
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
-        let tls = Arc::new(tls::Tls::new(config.ca_file.as_deref(), config.insecure)?);
-        let config = Arc::new(config);
-        let (stop_tx, stop_rx) = bounded::<()>(0);
-        let pools = config
-            .targets
-            .iter()
-            .map(|t| {
-                let url = Url::parse(t).map_err(|e| Error::Target {
-                    target: t.clone(),
-                    why: e.to_string(),
-                })?;
-                Ok(TargetPool::new(
-                    url,
-                    config.clone(),
-                    tls.clone(),
-                    stop_rx.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        Client::with_resolver(config, Arc::new(fleet::SystemResolver))
+    }
+
+    /// [`Client::new`], with targets' host names resolved by `resolver` (tests give a
+    /// resolver whose answer they change).
+    ///
+    /// # Errors
+    /// TLS that cannot be set up (`cafile`).
+    pub fn with_resolver(
+        config: ClientConfig,
+        resolver: Arc<dyn Resolve>,
+    ) -> Result<Client, Error> {
+        let tls = Tls::new(config.ca_file.as_deref(), config.insecure)?;
+        let (stop, stopped) = bounded::<()>(0);
         Ok(Client {
-            pools,
-            config,
-            stop: Arc::new(Mutex::new(Some(stop_tx))),
+            live: Arc::new(Live(RwLock::new(Arc::new(Settings { config, tls })))),
+            resolver,
+            stop: Arc::new(Mutex::new(Some(stop))),
+            stopped,
+            reloaded: bounded(1),
         })
     }
 
@@ -120,19 +192,25 @@ impl Client {
         ShutdownHandle(self.stop.clone())
     }
 
-    /// Runs every target's supervisor until shut down, then waits for the connections
-    /// to finish their exchanges and close, at most `shutdowntimeout`.
-    pub fn run(&self) {
-        thread::scope(|scope| {
-            for pool in &self.pools {
-                scope.spawn(move || pool.supervise());
-            }
-        });
-        let deadline = Instant::now() + self.config.shutdown_timeout;
-        let mut unfinished = 0;
-        for pool in &self.pools {
-            unfinished += pool.wait_closed(deadline);
+    /// A handle to reload the configuration from another thread.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            live: self.live.clone(),
+            reloaded: self.reloaded.0.clone(),
         }
+    }
+
+    /// Keeps pools to every target's servers until shut down, then waits for the
+    /// connections to finish their exchanges and close, at most `shutdowntimeout`.
+    pub fn run(&self) {
+        let fleet = Fleet::new(
+            self.live.clone(),
+            self.resolver.clone(),
+            self.stopped.clone(),
+        );
+        let pools = fleet.run(&self.reloaded.1);
+        let deadline = Instant::now() + self.live.get().config.shutdown_timeout;
+        let unfinished: usize = pools.iter().map(|pool| pool.wait_closed(deadline)).sum();
         if unfinished > 0 {
             log::warn!("shutdown: {unfinished} connections still busy, giving up on them");
         }

@@ -1,5 +1,6 @@
-//! The connections of one target server: a supervisor thread keeps `poolidlesize` of
-//! them idle and never more than `poolmaxsize` in all.
+//! The connections to one server (a target, at one of its addresses): a supervisor
+//! thread keeps `poolidlesize` of them idle and never more than `poolmaxsize` in all,
+//! until the client stops or the pool is drained ([`super::fleet`] no longer wants it).
 //!
 //! Each connection runs on its own thread ([`super::connection`]) and reports its state
 //! changes here. The supervisor wakes when a change leaves a connection to open, and at
@@ -14,6 +15,7 @@
 //! `info` line when it is first full, one `warn` when its last connection is gone, one
 //! `info` when it is full again. Single connections coming and going are `debug`.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -21,10 +23,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use parking_lot::Mutex;
-use url::Url;
+use url::{Host, Url};
 
-use super::tls::Tls;
-use super::{connection, dial};
+use super::{connection, dial, Live, Settings};
 use crate::config::ClientConfig;
 use crate::protocol::Greeting;
 
@@ -121,16 +122,20 @@ impl Counts {
     }
 }
 
-/// One target's pool, shared by its supervisor and connection threads.
+/// One pool, shared by its supervisor and connection threads.
 pub struct TargetPool {
     pub target: Url,
-    pub config: Arc<ClientConfig>,
-    /// Whom TLS trusts, for `wss://` and `https://`.
-    pub tls: Arc<Tls>,
+    /// The server's address, the target's host resolved (see [`super::fleet`]).
+    pub addr: SocketAddr,
+    /// How the log names the pool: the target, and the address when the host is a name.
+    pub name: String,
+    live: Arc<Live>,
     counts: Mutex<Counts>,
     wake: (Sender<()>, Receiver<()>),
     /// Disconnects when the client shuts down (see [`super::Client`]).
     stop: Receiver<()>,
+    /// Disconnects when the pool is drained (see [`super::fleet`]).
+    drain: Receiver<()>,
     /// Dials failed in a row, for the back-off.
     failures: Mutex<u32>,
     /// A connection freed memory worth returning to the system (see [`TargetPool::freed`]).
@@ -140,25 +145,54 @@ pub struct TargetPool {
 impl TargetPool {
     pub fn new(
         target: Url,
-        config: Arc<ClientConfig>,
-        tls: Arc<Tls>,
+        addr: SocketAddr,
+        live: Arc<Live>,
         stop: Receiver<()>,
+        drain: Receiver<()>,
     ) -> Arc<TargetPool> {
+        let name = match target.host() {
+            Some(Host::Domain(_)) => format!("{target} ({addr})"),
+            _ => target.to_string(),
+        };
         Arc::new(TargetPool {
             target,
-            config,
-            tls,
+            addr,
+            name,
+            live,
             counts: Mutex::new(Counts::default()),
             wake: bounded(1),
             stop,
+            drain,
             failures: Mutex::new(0),
             freed: AtomicBool::new(false),
         })
     }
 
-    /// Whether the client is shutting down.
+    /// The settings in force: see [`Live`].
+    pub fn settings(&self) -> Arc<Settings> {
+        self.live.get()
+    }
+
+    /// Whether the client is shutting down or the pool is drained: its connections
+    /// finish what they are doing and close.
     pub fn stopping(&self) -> bool {
-        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+        let gone =
+            |signal: &Receiver<()>| matches!(signal.try_recv(), Err(TryRecvError::Disconnected));
+        gone(&self.stop) || gone(&self.drain)
+    }
+
+    /// Waits up to `timeout`; cut short when the client stops or the pool is drained.
+    fn pause(&self, timeout: Duration) {
+        crossbeam_channel::select! {
+            recv(self.stop) -> _ => {},
+            recv(self.drain) -> _ => {},
+            default(timeout) => {},
+        }
+    }
+
+    /// Connections open or opening.
+    pub fn open(&self) -> usize {
+        self.counts.lock().total()
     }
 
     /// Records a connection moving from one state to another, and wakes the supervisor
@@ -166,6 +200,7 @@ impl TargetPool {
     /// shutdown waits for). A request taken or finished with the pool still full wakes
     /// nobody: waking a thread twice per request would cost more than the request.
     pub fn set_state(&self, from: State, to: State) {
+        let config = &self.settings().config;
         let (wake, news) = {
             let mut counts = self.counts.lock();
             if let Some(n) = counts.slot(from) {
@@ -174,8 +209,8 @@ impl TargetPool {
             if let Some(n) = counts.slot(to) {
                 *n += 1;
             }
-            let wake = to == State::Gone || (to == State::Busy && counts.missing(&self.config) > 0);
-            (wake, counts.news(&self.config))
+            let wake = to == State::Gone || (to == State::Busy && counts.missing(config) > 0);
+            (wake, counts.news(config))
         };
         if let Some(news) = news {
             self.log_news(news);
@@ -188,7 +223,7 @@ impl TargetPool {
     /// Tells the log how the target stands now (outside the lock: logging is I/O). The
     /// connections a shutdown closes are no loss to warn about.
     fn log_news(&self, news: News) {
-        let target = &self.target;
+        let target = &self.name;
         match news {
             News::Up(n) => log::info!("connected to {target}: {}", connections(n)),
             News::Back(n, down) => log::info!(
@@ -201,9 +236,9 @@ impl TargetPool {
         }
     }
 
-    /// The supervisor: runs until the client shuts down.
+    /// The supervisor: runs until the client shuts down or the pool is drained.
     pub fn supervise(self: &Arc<Self>) {
-        log::info!("connecting to {}", self.target);
+        log::info!("connecting to {}", self.name);
         let mut next_trim = Instant::now() + TRIM_INTERVAL;
         loop {
             if Instant::now() >= next_trim || self.freed.swap(false, Ordering::Relaxed) {
@@ -217,6 +252,7 @@ impl TargetPool {
             }
             crossbeam_channel::select! {
                 recv(self.stop) -> _ => return,
+                recv(self.drain) -> _ => return,
                 recv(self.wake.1) -> _ => {},
                 default(CHECK_INTERVAL) => {},
             }
@@ -243,7 +279,7 @@ impl TargetPool {
 
     /// How many connections to open now; see [`Counts::missing`].
     fn missing(&self) -> usize {
-        self.counts.lock().missing(&self.config)
+        self.counts.lock().missing(&self.settings().config)
     }
 
     fn spawn_connection(self: &Arc<Self>) {
@@ -260,17 +296,24 @@ impl TargetPool {
     /// dial's (handshake buffers, strings) would otherwise stay with the serving thread,
     /// resident for the connection's whole life: 1.3 MiB for a thousand connections.
     fn dial(self: Arc<Self>) {
+        let settings = self.settings();
+        let config = &settings.config;
         let greeting = Greeting {
-            id: self.config.id.clone(),
-            size: self.config.pool_idle_size,
+            id: config.id.clone(),
+            size: config.pool_idle_size,
         };
-        match dial::dial(&self.target, &self.tls, &self.config.secret_key, &greeting) {
+        let server = dial::Server {
+            url: &self.target,
+            addr: self.addr,
+            name: &self.name,
+        };
+        match dial::dial(&server, &settings.tls, &config.secret_key, &greeting) {
             Ok(ws) => {
                 // One connection is debug: the pool says at info when it is full.
                 let failed = std::mem::take(&mut *self.failures.lock());
                 log::debug!(
                     "{}: connection registered ({failed} failed attempts before)",
-                    self.target
+                    self.name
                 );
                 self.set_state(State::Connecting, State::Idle);
                 let pool = self.clone();
@@ -281,7 +324,7 @@ impl TargetPool {
                 }
             }
             Err(e) => {
-                let (failures, delay) = self.next_delay();
+                let (failures, delay) = self.next_delay(config);
                 // Every failure until the second, then fewer: an outage logs a handful of
                 // lines, not one a second.
                 if failures.is_power_of_two() {
@@ -293,23 +336,23 @@ impl TargetPool {
                     log::debug!("{e} (attempt {failures})");
                 }
                 // Stay counted as connecting while waiting, so that no other dial starts;
-                // a shutdown cuts the wait short.
-                let _ = self.stop.recv_timeout(delay);
+                // a shutdown or a drain cuts the wait short.
+                self.pause(delay);
                 self.set_state(State::Connecting, State::Gone);
             }
         }
     }
 
     /// Counts one more failed dial and returns the count and the wait before the next.
-    fn next_delay(&self) -> (u32, Duration) {
+    fn next_delay(&self, config: &ClientConfig) -> (u32, Duration) {
         let failures = {
             let mut failures = self.failures.lock();
             *failures = failures.saturating_add(1);
             *failures
         };
         let delay = backoff(
-            self.config.reconnect_delay,
-            self.config.reconnect_max_delay,
+            config.reconnect_delay,
+            config.reconnect_max_delay,
             failures,
             fastrand::f64(),
         );
@@ -336,7 +379,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 
 /// The wait after `failures` failed dials in a row: `initial` doubled at each failure
 /// after the first, capped at `max`, scaled by `0.5 + random / 2` (`random` in [0, 1)).
-fn backoff(initial: Duration, max: Duration, failures: u32, random: f64) -> Duration {
+pub(super) fn backoff(initial: Duration, max: Duration, failures: u32, random: f64) -> Duration {
     let doublings = failures.saturating_sub(1).min(30);
     let base = initial.saturating_mul(1 << doublings).min(max);
     base.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)

@@ -20,8 +20,8 @@ use ureq::http;
 
 use super::connect::{self, Open};
 use super::connection::answer_error;
-use super::pool::TargetPool;
 use super::stream::Stream;
+use super::Settings;
 use crate::headers::{canonical_key, connection_tokens_of, is_hop_by_hop, Headers};
 use crate::protocol::head::{to_json, SWITCHING_PROTOCOLS};
 use crate::protocol::{Error, RequestHead, ResponseHead, WsConn};
@@ -51,7 +51,7 @@ const NOT_SENT: [&str; 6] = [
 /// # Errors
 /// Writing to the WebSocket failed.
 pub fn serve(
-    pool: &TargetPool,
+    settings: &Settings,
     ws: &mut WsConn<Stream>,
     head: &RequestHead,
 ) -> Result<bool, Error> {
@@ -63,8 +63,8 @@ pub fn serve(
             return Ok(true);
         }
     };
-    let Some(_open) = Open::take(pool.config.max_streams) else {
-        let max = pool.config.max_streams;
+    let Some(_open) = Open::take(settings.config.max_streams) else {
+        let max = settings.config.max_streams;
         let text = format!("wsp client: {max} streams open already (maxstreams)");
         answer_error(ws, 503, &text)?;
         return Ok(true);
@@ -76,7 +76,7 @@ pub fn serve(
             framing,
             early,
         },
-    ) = match handshake(pool, head, &target) {
+    ) = match handshake(settings, head, &target) {
         Ok(done) => done,
         Err(e) => {
             let text = format!("wsp client: {} {}: {e}", head.method, head.url);
@@ -99,7 +99,7 @@ pub fn serve(
     }
     ws.write_text(&to_json(&answer))?;
     ws.flush()?;
-    connect::carry(pool, ws, &head.url, upstream.end(), early)
+    connect::carry(settings, ws, &head.url, upstream.end(), early)
 }
 
 /// Where a handshake goes: `http(s)://host[:port]/path?query`.
@@ -137,17 +137,17 @@ impl Target {
 /// sends the handshake and reads the answer's head. Returns the connection, the answer
 /// as message 3, and the bytes read past its head.
 fn handshake(
-    pool: &TargetPool,
+    settings: &Settings,
     head: &RequestHead,
     target: &Target,
 ) -> io::Result<(Upstream, Answer)> {
     let socket = connect::open(&format!("{}:{}", target.host, target.port))?;
-    let timeout = Some(pool.config.request_timeout);
+    let timeout = Some(settings.config.request_timeout);
     socket.set_read_timeout(timeout)?;
     socket.set_write_timeout(timeout)?;
     let mut upstream = match target.tls {
         false => Upstream::Plain(socket),
-        true => Upstream::secure(&pool.tls.dial, &target.host, socket)?,
+        true => Upstream::secure(&settings.tls.dial, &target.host, socket)?,
     };
     upstream.write_all(request_text(head, target).as_bytes())?;
     upstream.flush()?;

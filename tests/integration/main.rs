@@ -18,6 +18,7 @@ mod hostile_http;
 mod hostile_ws;
 mod idle;
 mod limits;
+mod names;
 mod nginx;
 mod observability;
 mod pools;
