@@ -1,6 +1,7 @@
-//! SIGHUP on the server: the configuration file is read again and put in force for new
-//! requests, while registered clients stay and requests in flight finish; a file that
-//! does not load is refused in one line, and the running configuration stays.
+//! SIGHUP, on the server and on the client: the configuration file is read again and put
+//! in force for new requests, while registered connections stay and requests in flight
+//! finish; a file that does not load is refused in one line, and the running
+//! configuration stays. On the client, targets removed are drained and new ones dialed.
 
 use std::io::Read;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -12,7 +13,10 @@ use serde_json::Value;
 use crate::config::ConfigFile;
 use crate::server_tls::raw_tls;
 use crate::support::tls::Pki;
-use crate::support::{get, metric, poll, read_pattern, relay, signal, Server, Stack};
+use crate::support::{
+    get, metric, poll, read_pattern, relay, signal, start_client_raw, upstream, wait_relay_ready,
+    Proc, Server, Stack, READY,
+};
 
 fn status(server: &Server) -> Value {
     let reply = get(&format!("http://{}/status.json", server.addr), &[]);
@@ -31,27 +35,8 @@ fn sighup_applies_a_new_rule_while_clients_stay_and_a_download_finishes() {
     let big = stack.url(&format!("/bytes?n={size}"));
     let (in_flight, started) = channel();
     let (go_on, resume) = channel::<()>();
-    let download = {
-        let server_addr = server.addr;
-        thread::spawn(move || {
-            let response = crate::support::caller()
-                .get(format!("http://{server_addr}/request"))
-                .header("X-PROXY-DESTINATION", &big)
-                .call()
-                .expect("download");
-            let body = response.into_body().into_reader();
-            let held = Held {
-                inner: body,
-                read: 0,
-                in_flight: Some(in_flight),
-                resume,
-            };
-            read_pattern(held)
-        })
-    };
-    started
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the download started");
+    let download = held_download(server, big, in_flight, resume);
+    started.recv_timeout(READY).expect("the download started");
     // The new file refuses /hello.
     let rules = "timeout: 1000\nblacklist:\n - url: \"/hello$\"\n";
     std::fs::write(config.path(), rules).expect("rewrite the file");
@@ -69,6 +54,32 @@ fn sighup_applies_a_new_rule_while_clients_stay_and_a_download_finishes() {
         metric(server, "wsp_config_reloads_total{result=\"ok\"}"),
         Some(1.0)
     );
+}
+
+/// Downloads `url` (the test API's pattern) through `server` on a thread of its own,
+/// telling `in_flight` after the first MiB and waiting for `resume` to go on. The thread
+/// returns the bytes read, checked against the pattern.
+fn held_download(
+    server: &Server,
+    url: String,
+    in_flight: Sender<()>,
+    resume: Receiver<()>,
+) -> thread::JoinHandle<u64> {
+    let server_addr = server.addr;
+    thread::spawn(move || {
+        let response = crate::support::caller()
+            .get(format!("http://{server_addr}/request"))
+            .header("X-PROXY-DESTINATION", &url)
+            .call()
+            .expect("download");
+        let held = Held {
+            inner: response.into_body().into_reader(),
+            read: 0,
+            in_flight: Some(in_flight),
+            resume,
+        };
+        read_pattern(held)
+    })
 }
 
 /// A body that, once its first MiB is read, says so and waits to be told to go on.
@@ -162,4 +173,134 @@ fn sighup_rotates_the_certificate_for_new_handshakes() {
     let line = server.proc.wait_log("reload refused");
     assert!(line.contains("keyfile"), "{line}");
     assert!(status_over_tls(&server, &new));
+}
+
+/// Connections `server` holds from its first client: (idle, busy).
+fn connections(server: &Server) -> (u64, u64) {
+    let client = &status(server)["clients"][0];
+    let count = |state: &str| client[state].as_u64().unwrap_or(0);
+    (count("idle"), count("busy"))
+}
+
+/// A client configuration file with the test secret, registering to `targets`.
+fn client_file(targets: &[&Server], rest: &str) -> String {
+    let mut text = format!(
+        "secretkey : {}\npoolidlesize : 2\ntargets :\n",
+        crate::support::SECRET
+    );
+    for server in targets {
+        text += &format!(" - {}\n", server.register_url());
+    }
+    text + rest
+}
+
+#[test]
+fn client_sighup_moves_its_pools_to_new_targets_and_finishes_what_is_in_flight() {
+    let upstream = upstream();
+    let (a, b) = (Server::start(&[]), Server::start(&[]));
+    let file = ConfigFile::new("wsp_client.cfg", &client_file(&[&a], ""));
+    let client = start_client_raw(&["--config", file.path()]);
+    wait_relay_ready(&a, &upstream);
+    let size: u64 = 100 << 20;
+    let big = format!("http://{}/bytes?n={size}", upstream.addr());
+    let (in_flight, started) = channel();
+    let (go_on, resume) = channel::<()>();
+    let download = held_download(&a, big, in_flight, resume);
+    started.recv_timeout(READY).expect("the download started");
+    // a leaves the targets, b comes in.
+    std::fs::write(file.path(), client_file(&[&b], "")).expect("rewrite the file");
+    signal(client.pid(), "HUP");
+    client.wait_log("configuration reloaded");
+    wait_relay_ready(&b, &upstream);
+    // a's idle connections close; the one carrying the download stays until it is done.
+    let drained = poll(READY, || (connections(&a) == (0, 1)).then_some(()));
+    assert!(drained.is_some(), "a's pool: {:?}", connections(&a));
+    go_on.send(()).expect("resume");
+    let read = download.join().expect("download thread");
+    assert_eq!(read, size, "the download in flight finished whole");
+    let closed = poll(READY, || (connections(&a) == (0, 0)).then_some(()));
+    assert!(
+        closed.is_some(),
+        "a's last connection: {:?}",
+        connections(&a)
+    );
+}
+
+/// The client's log lines holding `needle`.
+fn logged(client: &Proc, needle: &str) -> usize {
+    client
+        .log
+        .lock()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[test]
+fn client_sighup_applies_rules_and_log_level_and_refuses_a_broken_file() {
+    let upstream = upstream();
+    let server = Server::start(&[]);
+    let file = ConfigFile::new("wsp_client.cfg", &client_file(&[&server], ""));
+    let client = start_client_raw(&["--config", file.path()]);
+    wait_relay_ready(&server, &upstream);
+    let since = status(&server)["clients"][0]["connected_since"].clone();
+    let url = |path: &str| format!("http://{}{path}", upstream.addr());
+    // At info, a request relayed is not logged by the client; at debug it is.
+    assert_eq!(
+        relay(&server, "GET", &url("/hello?before"), &[], None).status,
+        200
+    );
+    let rest = "loglevel : debug\nblacklist :\n - url : \"/hello$\"\n";
+    std::fs::write(file.path(), client_file(&[&server], rest)).expect("rewrite the file");
+    signal(client.pid(), "HUP");
+    client.wait_log("configuration reloaded");
+    let refused = relay(&server, "GET", &url("/hello"), &[], None);
+    assert_eq!(refused.status, 527, "{}", refused.text());
+    assert!(refused.text().contains("blacklist"), "{}", refused.text());
+    assert_eq!(
+        relay(&server, "GET", &url("/hello?after"), &[], None).status,
+        200
+    );
+    client.wait_log("/hello?after: 200");
+    assert_eq!(
+        logged(&client, "/hello?before"),
+        0,
+        "info did not log requests"
+    );
+    assert_eq!(status(&server)["clients"][0]["connected_since"], since);
+    // A file that does not load: refused in one line naming it, the rules stay.
+    std::fs::write(file.path(), "poolidlesize : [\n").expect("break the file");
+    signal(client.pid(), "HUP");
+    let line = client.wait_log("reload refused");
+    assert!(line.contains("wsp_client.cfg"), "names the file: {line}");
+    assert_eq!(relay(&server, "GET", &url("/hello"), &[], None).status, 527);
+    assert_eq!(logged(&client, "configuration reloaded"), 1);
+}
+
+#[test]
+fn server_sighup_changes_the_log_level() {
+    let config = ConfigFile::new("wsp_server.cfg", "loglevel : info\n");
+    let stack = Stack::start(&["--config", config.path()], &[]);
+    let server = &stack.server;
+    let reloads = |n: f64| {
+        let ok = "wsp_config_reloads_total{result=\"ok\"}";
+        let done = poll(READY, || (metric(server, ok) == Some(n)).then_some(()));
+        assert!(done.is_some(), "reload {n} never counted");
+    };
+    assert_eq!(stack.relay("GET", "/hello?first", &[], None).status, 200);
+    server.proc.wait_log("/hello?first");
+    std::fs::write(config.path(), "loglevel : warn\n").expect("rewrite the file");
+    signal(server.proc.pid(), "HUP");
+    reloads(1.0);
+    assert_eq!(stack.relay("GET", "/hello?quiet", &[], None).status, 200);
+    std::fs::write(config.path(), "loglevel : info\n").expect("rewrite the file");
+    signal(server.proc.pid(), "HUP");
+    reloads(2.0);
+    assert_eq!(stack.relay("GET", "/hello?again", &[], None).status, 200);
+    server.proc.wait_log("/hello?again");
+    assert_eq!(
+        logged(&server.proc, "/hello?quiet"),
+        0,
+        "warn hid the access log"
+    );
 }
