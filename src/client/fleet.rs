@@ -249,3 +249,60 @@ impl Fleet {
         self.members.insert(key, member);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::tls::Tls;
+    use crate::client::Settings;
+    use crate::config::ClientConfig;
+    use parking_lot::RwLock;
+
+    /// A fleet whose resolver answers `answer` for any name, counting its calls.
+    fn fleet(answer: Vec<SocketAddr>) -> (Fleet, Arc<std::sync::atomic::AtomicUsize>) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let resolver = move |_: &str, _: u16| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(answer.clone())
+        };
+        let settings = Settings {
+            config: ClientConfig::default(),
+            tls: Tls::new(None, true).expect("insecure TLS"),
+        };
+        let live = Arc::new(Live(RwLock::new(Arc::new(settings))));
+        let (_, stop) = bounded(0);
+        (Fleet::new(live, Arc::new(resolver), stop), calls)
+    }
+
+    fn addr(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 8080))
+    }
+
+    #[test]
+    fn addresses_come_once_each_and_at_most_the_cap() {
+        let mut answer: Vec<_> = (0..40).map(addr).collect();
+        answer.insert(1, addr(0));
+        let (fleet, _) = fleet(answer);
+        let found = fleet.addresses("ws://wsp.test:8080/register");
+        let expected: Vec<_> = (0..MAX_ADDRESSES as u16).map(addr).collect();
+        assert_eq!(found, Ok(expected));
+    }
+
+    #[test]
+    fn an_ip_target_is_one_address_and_asks_no_resolver() {
+        let (fleet, calls) = fleet(vec![addr(1)]);
+        let v4 = fleet.addresses("wss://192.0.2.7/register");
+        assert_eq!(v4, Ok(vec![SocketAddr::from(([192, 0, 2, 7], 443))]));
+        let v6 = fleet.addresses("ws://[::1]:9/register");
+        assert_eq!(v6, Ok(vec!["[::1]:9".parse().expect("an address")]));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_empty_answer_is_an_error_naming_the_host() {
+        let (fleet, _) = fleet(Vec::new());
+        let found = fleet.addresses("ws://wsp.test:8080/register");
+        assert_eq!(found, Err("wsp.test resolves to no address".to_string()));
+    }
+}

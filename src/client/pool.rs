@@ -247,6 +247,10 @@ impl TargetPool {
                 crate::sys::heap::trim();
                 next_trim = Instant::now() + TRIM_INTERVAL;
             }
+            // A stop or drain may have come since the last wait: open nothing more.
+            if self.stopping() {
+                return;
+            }
             for _ in 0..self.missing() {
                 self.spawn_connection();
             }
