@@ -15,7 +15,7 @@ pub struct Example {
     pub objects: Vec<Value>,
     pub server: ServerConfig,
     pub client: ClientConfig,
-    /// The client's file as plain YAML, for keys its loader does not know yet.
+    /// The client's file as plain YAML, to tell a key set from its default.
     pub client_yaml: Value,
 }
 

@@ -21,9 +21,6 @@ use manifests::*;
 /// with the pod addresses it had before a new server pod appeared.
 const DNS_CACHE_SECS: u64 = 30;
 
-/// The client's `resolveinterval` when its file sets none, in ms.
-const DEFAULT_RESOLVE_INTERVAL_MS: u64 = 30_000;
-
 /// The cluster's DNS domain the example assumes (the kubelet's default).
 const CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -116,13 +113,8 @@ fn probes_ask_the_server_port_for_status_and_wait_for_the_clients() {
         "liveness fails after {failing} s, drain {drain} s"
     );
     // Callers come once the clients could have found the new pod and registered to it.
-    let resolve = example.client_yaml.get("resolveinterval");
-    let resolve = resolve.and_then(Value::as_u64);
-    let resolve_secs = resolve
-        .unwrap_or(DEFAULT_RESOLVE_INTERVAL_MS)
-        .div_ceil(1000);
     let delay = number(server, "/readinessProbe/initialDelaySeconds");
-    let found = DNS_CACHE_SECS + resolve_secs;
+    let found = DNS_CACHE_SECS + seconds(example.client.resolve_interval);
     assert!(
         delay > found,
         "ready after {delay} s, clients there after {found} s"
