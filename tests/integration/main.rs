@@ -17,6 +17,7 @@ mod hostile_heads;
 mod hostile_http;
 mod hostile_ws;
 mod idle;
+mod kubernetes;
 mod limits;
 mod names;
 mod nginx;
