@@ -304,3 +304,27 @@ fn server_sighup_changes_the_log_level() {
         "warn hid the access log"
     );
 }
+
+#[test]
+fn client_sighup_reads_its_ca_file_again() {
+    let (pki, other) = (Pki::new(), Pki::new());
+    let upstream = upstream();
+    let server = Server::start(&[]);
+    let front = crate::support::tls::TlsFront::start(&pki, server.addr);
+    let read = |path: &str| std::fs::read_to_string(path).expect("PEM file");
+    let ca = ConfigFile::new("ca.pem", &read(other.ca_path()));
+    let target = format!("wss://127.0.0.1:{}/register", front.addr.port());
+    let text = format!(
+        "secretkey : {}\ntargets :\n - {target}\ncafile : {}\n",
+        crate::support::SECRET,
+        ca.path()
+    );
+    let file = ConfigFile::new("wsp_client.cfg", &text);
+    let client = start_client_raw(&["--config", file.path()]);
+    client.wait_log("invalid peer certificate");
+    // The operator puts the right CA in place and reloads.
+    std::fs::write(ca.path(), read(pki.ca_path())).expect("the right CA");
+    signal(client.pid(), "HUP");
+    client.wait_log("configuration reloaded");
+    wait_relay_ready(&server, &upstream);
+}
