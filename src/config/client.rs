@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::keys::{config_keys, AtLeastOne, Ms, Plain};
+use super::checks::{AtLeastOne, Ms, Plain};
+use super::keys::config_keys;
 use super::secret_key::{choose_key, Environment, KeyOverrides};
 use super::{at_least, load_raw, parse_yaml, read_file, ConfigError, Sources};
 use crate::protocol::limits::{MAX_ID_LEN, MAX_POOL_SIZE};

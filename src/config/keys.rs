@@ -7,19 +7,16 @@
 //! What it leaves to `server.rs` and `client.rs`: the validated types themselves (other
 //! code reads their fields), and the checks that involve more than one key or more than a
 //! range (pairs with [`super::at_least`], pool sizes, TLS files, the secret key's sources,
-//! rules, the console). The checks it can write are the types implementing [`Check`];
-//! their messages are the ones the hand-written checks gave.
+//! rules, the console). The checks it can write are those of [`super::checks`].
 
-use std::fmt::Display;
-use std::time::Duration;
-
-use super::{millis_or, ConfigError, Sources};
+#[cfg(test)]
+use super::checks::Check;
 
 /// Defines one side's configuration keys: see the module documentation, and
 /// `server.rs` for a use. The header names the types to write; each entry is one of:
 ///
 /// - `key / flag: T = CHECK, help "..", row "..";` a key and a flag of the same
-///   meaning (the flag's value replaces the file's), validated by `CHECK` (a [`Check`])
+///   meaning (the flag's value replaces the file's), validated by `CHECK` (a [`super::checks::Check`])
 ///   into the config field named like the flag, with the check's default;
 /// - `key / flag: T, default "..", help "..", row "..";` the same, validated by hand
 ///   (`default` is the README's default column);
@@ -41,7 +38,7 @@ macro_rules! config_keys {
     // The entries both sides share, spelled once.
     (@munch $h:tt $d:tt use shutdowntimeout; $($rest:tt)*) => {
         $crate::config::keys::config_keys!(@munch $h $d
-            shutdowntimeout / shutdown_timeout: u64 = $crate::config::keys::MsOrZero(30000),
+            shutdowntimeout / shutdown_timeout: u64 = $crate::config::checks::MsOrZero(30000),
                 help "ms that in-flight requests may take to finish on SIGTERM; 0 stops at \
                     once (default 30000)",
                 row "ms in-flight requests may take to finish on SIGTERM (`0`: stop at once)";
@@ -63,7 +60,7 @@ macro_rules! config_keys {
     };
     (@munch $h:tt $d:tt use loglevel; $($rest:tt)*) => {
         $crate::config::keys::config_keys!(@munch $h $d
-            loglevel / log_level: String = $crate::config::keys::Level(::log::LevelFilter::Info),
+            loglevel / log_level: String = $crate::config::checks::Level(::log::LevelFilter::Info),
                 help "log level: error, warn, info, debug, trace or off (default info)",
                 row "`error`, `warn`, `info`, `debug`, `trace` or `off`; a reload applies it";
             $($rest)*);
@@ -77,7 +74,7 @@ macro_rules! config_keys {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: $ty, $row] [$flag [Option<$ty>] option $help] [$key $flag]
             [$key $flag: $ty = $check]
-            [$crate::config::keys::Row::checked::<$ty, _>(stringify!($key), stringify!($flag), "", &$check, $row)]
+            [Row::checked::<$ty, _>(stringify!($key), stringify!($flag), "", &$check, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -87,7 +84,7 @@ macro_rules! config_keys {
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: $ty, $row] [$flag [Option<$ty>] option $help] [$key $flag] []
-            [$crate::config::keys::Row::new(stringify!($key), stringify!($flag), "", $default, $row)]
+            [Row::new(stringify!($key), stringify!($flag), "", $default, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -97,7 +94,7 @@ macro_rules! config_keys {
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: $ty, $row] [$flag [Option<$ty>] option $help] [] []
-            [$crate::config::keys::Row::new(stringify!($key), stringify!($flag), "", $default, $row)]
+            [Row::new(stringify!($key), stringify!($flag), "", $default, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -107,7 +104,7 @@ macro_rules! config_keys {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: bool, $row] [$flag [bool] switch $help] [$key $flag]
             [$key $flag: bool = $check]
-            [$crate::config::keys::Row::checked::<bool, _>(stringify!($key), stringify!($flag), "", &$check, $row)]
+            [Row::checked::<bool, _>(stringify!($key), stringify!($flag), "", &$check, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -117,7 +114,7 @@ macro_rules! config_keys {
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: bool, $row] [$flag [bool] switch $help] [$key $flag] []
-            [$crate::config::keys::Row::new(stringify!($key), stringify!($flag), "", $default, $row)]
+            [Row::new(stringify!($key), stringify!($flag), "", $default, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -127,7 +124,7 @@ macro_rules! config_keys {
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: Vec<$ty>, $row] [$flag [Vec<$ty>] option $help] [$key $flag] []
-            [$crate::config::keys::Row::new(stringify!($key), stringify!($flag),
+            [Row::new(stringify!($key), stringify!($flag),
                 " (repeatable, replaces the file's)", $default, $row)]
         }] $($rest)*);
     };
@@ -137,7 +134,7 @@ macro_rules! config_keys {
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [$key: $ty, $row] [] [] []
-            [$crate::config::keys::Row::new(stringify!($key), "", "", $default, $row)]
+            [Row::new(stringify!($key), "", "", $default, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -155,7 +152,7 @@ macro_rules! config_keys {
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
             [] [$flag [Vec<$ty>] option $help] [] []
-            [$crate::config::keys::Row::new("", stringify!($flag), " (repeatable)", $default, $row)]
+            [Row::new("", stringify!($flag), " (repeatable)", $default, $row)]
         }] $($rest)*);
     };
     (@munch $h:tt [$($d:tt)*]
@@ -163,7 +160,7 @@ macro_rules! config_keys {
         $($rest:tt)*
     ) => {
         $crate::config::keys::config_keys!(@munch $h [$($d)* {
-            [] [] [] [] [$crate::config::keys::Row::env($env, $default, $row)]
+            [] [] [] [] [Row::env($env, $default, $row)]
         }] $($rest)*);
     };
     (@munch [$($h:tt)*] [$($d:tt)*]) => {
@@ -206,8 +203,9 @@ macro_rules! config_keys {
         /// The defaults of the keys the table checks, then those of the other fields.
         impl Default for $Config {
             fn default() -> Self {
+                use $crate::config::checks::Check;
                 $Config {
-                    $($($checked: $crate::config::keys::Check::<$checked_ty>::default_value(&$check),)?)*
+                    $($($checked: Check::<$checked_ty>::default_value(&$check),)?)*
                     $($field: $value,)*
                 }
             }
@@ -232,7 +230,7 @@ macro_rules! config_keys {
                 sources: &$crate::config::Sources,
             ) -> Result<(), $crate::config::ConfigError> {
                 $($(
-                    config.$checked = $crate::config::keys::Check::<$checked_ty>::check(
+                    config.$checked = $crate::config::checks::Check::<$checked_ty>::check(
                         &$check,
                         self.$checked_raw.take(),
                         sources,
@@ -246,6 +244,7 @@ macro_rules! config_keys {
         /// The README's table of these keys, row by row.
         #[cfg(test)]
         pub(crate) fn $rows() -> Vec<$crate::config::keys::Row> {
+            use $crate::config::keys::Row;
             vec![$($($row,)?)*]
         }
     };
@@ -265,7 +264,7 @@ macro_rules! config_keys {
 pub(crate) use config_keys;
 
 /// A flag's value in the form its key holds it, when the flag was given: what
-/// [`Sources::apply`] puts over the file's value. argh leaves a switch `false` and a
+/// [`super::Sources::apply`] puts over the file's value. argh leaves a switch `false` and a
 /// repeatable flag empty when they are not given, so those count as not given.
 pub(crate) trait Given {
     /// The key's value.
@@ -292,203 +291,6 @@ impl<T: Clone> Given for Vec<T> {
     type Value = Vec<T>;
     fn given(&self) -> Option<&Vec<T>> {
         (!self.is_empty()).then_some(self)
-    }
-}
-
-/// A check that needs nothing but the key's own value (of type `T`), with the default
-/// taken when the key is unset.
-pub(crate) trait Check<T> {
-    /// What the validated configuration holds.
-    type Value;
-    /// The value when the key is unset.
-    fn default_value(&self) -> Self::Value;
-    /// The key's value checked, or the default; errors name `key` as `sources` says.
-    fn check(
-        &self,
-        raw: Option<T>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<Self::Value, ConfigError>;
-    /// The default as the README's table shows it (only the README's test renders it).
-    #[cfg_attr(not(test), allow(dead_code))]
-    fn readme(&self) -> String;
-}
-
-/// A duration in ms above 0 and at most [`super::MAX_TIMEOUT_MS`]; the default in ms.
-pub(crate) struct Ms(pub u64);
-
-impl Check<u64> for Ms {
-    type Value = Duration;
-    fn default_value(&self) -> Duration {
-        Duration::from_millis(self.0)
-    }
-    fn check(
-        &self,
-        raw: Option<u64>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<Duration, ConfigError> {
-        millis_or(sources, key, raw, false, self.default_value())
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
-/// [`Ms`] where 0 is allowed (and means "at once" or "never", as the key says).
-pub(crate) struct MsOrZero(pub u64);
-
-impl Check<u64> for MsOrZero {
-    type Value = Duration;
-    fn default_value(&self) -> Duration {
-        Duration::from_millis(self.0)
-    }
-    fn check(
-        &self,
-        raw: Option<u64>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<Duration, ConfigError> {
-        millis_or(sources, key, raw, true, self.default_value())
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
-/// Any value of the type; the default.
-pub(crate) struct Plain<T>(pub T);
-
-impl<T: Copy + Display> Check<T> for Plain<T> {
-    type Value = T;
-    fn default_value(&self) -> T {
-        self.0
-    }
-    fn check(&self, raw: Option<T>, _: &Sources, _: &'static str) -> Result<T, ConfigError> {
-        Ok(raw.unwrap_or(self.0))
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
-/// Any string; the default.
-impl Check<String> for Plain<&'static str> {
-    type Value = String;
-    fn default_value(&self) -> String {
-        self.0.to_string()
-    }
-    fn check(
-        &self,
-        raw: Option<String>,
-        _: &Sources,
-        _: &'static str,
-    ) -> Result<String, ConfigError> {
-        Ok(raw.unwrap_or_else(|| Check::<String>::default_value(self)))
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
-/// One of a few values (HTTP statuses); the default, then the values allowed.
-pub(crate) struct OneOf(pub u16, pub &'static [u16]);
-
-impl Check<u16> for OneOf {
-    type Value = u16;
-    fn default_value(&self) -> u16 {
-        self.0
-    }
-    fn check(
-        &self,
-        raw: Option<u16>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<u16, ConfigError> {
-        match raw {
-            None => Ok(self.0),
-            Some(value) if self.1.contains(&value) => Ok(value),
-            Some(other) => {
-                let allowed: Vec<String> = self.1.iter().map(u16::to_string).collect();
-                let reason = format!("{other}: must be {}", allowed.join(" or "));
-                Err(sources.invalid(key, reason))
-            }
-        }
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
-/// A count of at least 1; the default.
-pub(crate) struct AtLeastOne(pub usize);
-
-impl Check<usize> for AtLeastOne {
-    type Value = usize;
-    fn default_value(&self) -> usize {
-        self.0
-    }
-    fn check(
-        &self,
-        raw: Option<usize>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<usize, ConfigError> {
-        match raw.unwrap_or(self.0) {
-            0 => Err(sources.invalid(key, "must be at least 1")),
-            n => Ok(n),
-        }
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
-/// A limit where 0, the default, means none: `None` in the validated configuration.
-pub(crate) struct ZeroIsNoLimit;
-
-impl Check<usize> for ZeroIsNoLimit {
-    type Value = Option<usize>;
-    fn default_value(&self) -> Option<usize> {
-        None
-    }
-    fn check(
-        &self,
-        raw: Option<usize>,
-        _: &Sources,
-        _: &'static str,
-    ) -> Result<Option<usize>, ConfigError> {
-        Ok(raw.filter(|&n| n > 0))
-    }
-    fn readme(&self) -> String {
-        "`0` (no limit)".to_string()
-    }
-}
-
-/// A log level by name (`error` ... `trace`, `off`); the default.
-pub(crate) struct Level(pub log::LevelFilter);
-
-impl Check<String> for Level {
-    type Value = log::LevelFilter;
-    fn default_value(&self) -> log::LevelFilter {
-        self.0
-    }
-    fn check(
-        &self,
-        raw: Option<String>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<log::LevelFilter, ConfigError> {
-        let Some(name) = raw else {
-            return Ok(self.0);
-        };
-        name.parse().map_err(|_| {
-            let reason = format!("{name:?}: use error, warn, info, debug, trace or off");
-            sources.invalid(key, reason)
-        })
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0.as_str().to_lowercase())
     }
 }
 

@@ -14,6 +14,7 @@
 //! (the secret key has more sources: see [`secret_key`]).
 
 pub mod auth;
+mod checks;
 pub mod client;
 mod keys;
 pub mod secret_key;

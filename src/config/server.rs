@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::auth::RawAuth;
-use super::keys::{config_keys, Ms, MsOrZero, OneOf, Plain, ZeroIsNoLimit};
+use super::checks::{Ms, MsOrZero, OneOf, Plain, ZeroIsNoLimit};
+use super::keys::config_keys;
 use super::secret_key::{choose_key, read_key_file, Environment, KeyOverrides};
 use super::{at_least, load_raw, parse_yaml, read_file, ConfigError, Sources};
 use crate::auth::Auth;
