@@ -31,31 +31,35 @@ pub(crate) trait Check<T> {
 /// A duration in ms above 0 and at most [`super::MAX_TIMEOUT_MS`]; the default in ms.
 pub(crate) struct Ms(pub u64);
 
-impl Check<u64> for Ms {
-    type Value = Duration;
-    fn default_value(&self) -> Duration {
-        Duration::from_millis(self.0)
-    }
-    fn check(
-        &self,
-        raw: Option<u64>,
-        sources: &Sources,
-        key: &'static str,
-    ) -> Result<Duration, ConfigError> {
-        millis_or(sources, key, raw, false, self.default_value())
-    }
-    fn readme(&self) -> String {
-        format!("`{}`", self.0)
-    }
-}
-
 /// [`Ms`] where 0 is allowed (and means "at once" or "never", as the key says).
 pub(crate) struct MsOrZero(pub u64);
 
-impl Check<u64> for MsOrZero {
+/// What tells [`Ms`] and [`MsOrZero`] apart, so that one [`Check`] serves both.
+pub(crate) trait Millis {
+    /// Whether 0 is a valid value.
+    const ZERO_OK: bool;
+    /// The default, in ms.
+    fn default_ms(&self) -> u64;
+}
+
+impl Millis for Ms {
+    const ZERO_OK: bool = false;
+    fn default_ms(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Millis for MsOrZero {
+    const ZERO_OK: bool = true;
+    fn default_ms(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<M: Millis> Check<u64> for M {
     type Value = Duration;
     fn default_value(&self) -> Duration {
-        Duration::from_millis(self.0)
+        Duration::from_millis(self.default_ms())
     }
     fn check(
         &self,
@@ -63,10 +67,10 @@ impl Check<u64> for MsOrZero {
         sources: &Sources,
         key: &'static str,
     ) -> Result<Duration, ConfigError> {
-        millis_or(sources, key, raw, true, self.default_value())
+        millis_or(sources, key, raw, M::ZERO_OK, self.default_value())
     }
     fn readme(&self) -> String {
-        format!("`{}`", self.0)
+        format!("`{}`", self.default_ms())
     }
 }
 

@@ -66,3 +66,76 @@ fn regenerate_replaces_only_between_the_markers() {
     let (same, stale) = regenerate(&new, &[("x.rs", "| new |\n".to_string())]);
     assert_eq!((same, stale.len()), (new, 0));
 }
+
+#[test]
+fn flags_are_named_as_argh_names_them() {
+    assert_eq!(super::flag_name("ping_interval"), "--ping-interval");
+    assert_eq!(super::flag_name("port"), "--port");
+}
+
+#[test]
+fn a_flag_counts_as_given_only_when_set() {
+    use super::Given;
+    assert_eq!(Some(5).given(), Some(&5));
+    assert_eq!(None::<u64>.given(), None);
+    assert_eq!(true.given(), Some(&true));
+    assert_eq!(false.given(), None);
+    assert_eq!(vec!["a"].given(), Some(&vec!["a"]));
+    assert_eq!(Vec::<String>::new().given(), None);
+}
+
+/// Each flag's `--help` text, by flag, from argh's help output.
+fn help_by_flag<T: argh::FromArgs>(command: &str) -> Vec<(String, String)> {
+    let help = T::from_args(&[command], &["--help"]).err();
+    let help = help.map(|early| early.output).unwrap_or_default();
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        // A flag starts a line after two spaces; its text goes on, indented further.
+        match (line.strip_prefix("  --"), flags.last_mut()) {
+            (Some(rest), _) => {
+                let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                flags.push((format!("--{name}"), text.trim().to_string()));
+            }
+            (None, Some((_, text))) if !line.trim().is_empty() => {
+                text.push(' ');
+                text.push_str(line.trim());
+            }
+            _ => {}
+        }
+    }
+    flags
+}
+
+/// `--help` says a flag's default in words, and the key table holds it as a value: for
+/// the numeric defaults, both must agree.
+#[test]
+fn help_names_each_numeric_default() {
+    let sides = [
+        (
+            server::rows(),
+            help_by_flag::<server::ServerFlags>("wsp_server"),
+        ),
+        (
+            client::rows(),
+            help_by_flag::<client::ClientFlags>("wsp_client"),
+        ),
+    ];
+    for (rows, help) in sides {
+        for row in rows {
+            let number = row.default.trim_matches('`');
+            if row.key.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let flag = row.flag.trim_matches('`');
+            let text = help
+                .iter()
+                .find(|(name, _)| name == flag)
+                .map(|(_, text)| text);
+            let text = text.unwrap_or_else(|| panic!("{flag} is not in --help"));
+            assert!(
+                text.contains(&format!("default {number})")),
+                "{flag}: --help says {text:?}, the key's default is {number}"
+            );
+        }
+    }
+}
