@@ -67,6 +67,9 @@ macro_rules! config_keys {
     };
     // Each form of entry becomes a record of five groups, any of them empty: the raw
     // field, the flag field, the application of the flag, the check, the README row.
+    // The flag's type travels as plain tokens, not as a `ty` fragment: argh tells an
+    // option, a repeatable flag and a switch apart by reading `Option<..>`, `Vec<..>` or
+    // `bool` in the field's type, which a `ty` fragment would hide from it.
     (@munch $h:tt [$($d:tt)*]
         $key:ident / $flag:ident: $ty:ty = $check:expr, help $help:literal, row $row:literal;
         $($rest:tt)*
@@ -229,8 +232,9 @@ macro_rules! config_keys {
                 config: &mut $Config,
                 sources: &$crate::config::Sources,
             ) -> Result<(), $crate::config::ConfigError> {
+                use $crate::config::checks::Check;
                 $($(
-                    config.$checked = $crate::config::checks::Check::<$checked_ty>::check(
+                    config.$checked = Check::<$checked_ty>::check(
                         &$check,
                         self.$checked_raw.take(),
                         sources,
