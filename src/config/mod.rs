@@ -6,15 +6,17 @@
 //! (at most [`MAX_TIMEOUT_MS`]), and turning Go-style flags (`-config x`) into the form
 //! argh accepts ([`go_style_args`]). YAML parsing within a resource budget is in [`yaml`],
 //! the secret key's sources (flag, file, environment) in [`secret_key`], the server's caller
-//! credentials (`auth`) in [`auth`]. The keys, defaults
-//! and checks of each side live in [`server`] and [`client`]. Rules are compiled by
-//! [`crate::rules`].
+//! credentials (`auth`) in [`auth`]. The keys of each side are defined once, in a table
+//! in [`server`] and in [`client`], from which `keys` writes the structs, the defaults,
+//! the simple checks and the README's tables. Rules are compiled by [`crate::rules`].
 //!
 //! Precedence: built-in defaults, then the file given with `--config`, then each flag set
 //! (the secret key has more sources: see [`secret_key`]).
 
 pub mod auth;
+mod checks;
 pub mod client;
+mod keys;
 pub mod secret_key;
 pub mod server;
 #[cfg(test)]
@@ -157,7 +159,7 @@ impl std::error::Error for ConfigError {
 pub(crate) struct Sources {
     file: String,
     /// `(yaml key, flag)` for each setting given on the command line.
-    flags: Vec<(&'static str, &'static str)>,
+    flags: Vec<(&'static str, String)>,
 }
 
 impl Sources {
@@ -170,7 +172,8 @@ impl Sources {
     }
 
     /// Puts the flag's value, when given, in place of the file's; `setting` is the
-    /// `(yaml key, flag)` pair that names it in errors.
+    /// `(yaml key, flag field)` pair that names it in errors (the flag as argh spells
+    /// the field: [`keys::flag_name`]).
     pub(crate) fn apply<T: Clone>(
         &mut self,
         slot: &mut Option<T>,
@@ -179,7 +182,7 @@ impl Sources {
     ) {
         if let Some(value) = flag_value {
             *slot = Some(value.clone());
-            self.flags.push(setting);
+            self.flags.push((setting.0, keys::flag_name(setting.1)));
         }
     }
 
@@ -194,7 +197,7 @@ impl Sources {
     }
 
     /// How `key` is named in errors: its flag when a flag set it, else the YAML key.
-    pub(crate) fn name(&self, key: &'static str) -> &'static str {
+    pub(crate) fn name<'a>(&'a self, key: &'static str) -> &'a str {
         match self.flags.iter().find(|(k, _)| *k == key) {
             Some((_, flag)) => flag,
             None => key,
@@ -272,20 +275,6 @@ pub(crate) fn at_least(
     let ms = low.1.as_millis();
     let reason = format!("must be at least {} ({ms} ms)", sources.name(low.0));
     Err(sources.invalid(high.0, reason))
-}
-
-/// The log level `loglevel` (or `--log-level`) names; info when unset.
-pub(crate) fn log_level(
-    name: Option<&str>,
-    sources: &Sources,
-) -> Result<log::LevelFilter, ConfigError> {
-    let Some(name) = name else {
-        return Ok(log::LevelFilter::Info);
-    };
-    name.parse().map_err(|_| {
-        let reason = format!("{name:?}: use error, warn, info, debug, trace or off");
-        sources.invalid("loglevel", reason)
-    })
 }
 
 /// The raw configuration in the `--config` file, or an empty one without it, and the

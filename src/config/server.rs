@@ -3,211 +3,150 @@
 
 use std::time::Duration;
 
-use argh::FromArgs;
-use serde::Deserialize;
-
 use super::auth::RawAuth;
+use super::checks::{Ms, MsOrZero, OneOf, Plain, ZeroIsNoLimit};
+use super::keys::config_keys;
 use super::secret_key::{choose_key, read_key_file, Environment, KeyOverrides};
-use super::{
-    at_least, load_raw, log_level, millis_or, parse_yaml, read_file, ConfigError, Sources,
-};
+use super::{at_least, load_raw, parse_yaml, read_file, ConfigError, Sources};
 use crate::auth::Auth;
 use crate::rules::{RawRule, RuleSet};
 use crate::secret::Secret;
 
-/// `wsp_server.cfg` as written: keys exactly as wsp's, every one optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawServerConfig {
-    /// Address to bind.
-    pub host: Option<String>,
-    /// Port to bind.
-    pub port: Option<u16>,
-    /// Ms to wait for an idle connection for a request.
-    pub timeout: Option<u64>,
-    /// Ms before an idle connection above the pool size is closed.
-    pub idletimeout: Option<u64>,
-    /// Ms of silence both ways after which a stream (CONNECT) is cut.
-    pub streamidletimeout: Option<u64>,
-    /// Ms to wait for a client's answer to a relayed request (head, and each body piece).
-    pub requesttimeout: Option<u64>,
-    /// Ms between pings on idle connections.
-    pub pinginterval: Option<u64>,
-    /// Ms of silence after which an idle connection is dead.
-    pub pingtimeout: Option<u64>,
-    /// Ms that in-flight requests may take to finish on SIGTERM.
-    pub shutdowntimeout: Option<u64>,
-    /// Status when no connection can be had: 526 (wsp's) or 503 (with `Retry-After`).
-    pub busystatus: Option<u16>,
-    /// Key the clients must present on `/register`.
-    pub secretkey: Option<Secret>,
-    /// File holding that key, so it is not written here.
-    pub secretkeyfile: Option<String>,
-    /// A request matching any of these is refused.
-    pub blacklist: Option<Vec<RawRule>>,
-    /// If not empty, a request must match one of these.
-    pub whitelist: Option<Vec<RawRule>>,
-    /// Bearer tokens and basic-auth users `/request` callers must present (not in wsp).
-    pub auth: Option<RawAuth>,
-    /// PEM certificate chain: with `keyfile`, the server speaks HTTPS (not in wsp).
-    pub certfile: Option<String>,
-    /// PEM private key of `certfile`.
-    pub keyfile: Option<String>,
-    /// Most connections open at once, callers and WebSockets alike (not in wsp).
-    pub maxconnections: Option<usize>,
-    /// Address of the admin listener (the console and its API); none: no console.
-    pub admin: Option<String>,
-    /// Bearer token the admin listener asks for.
-    pub admintoken: Option<Secret>,
-    /// File holding that token.
-    pub admintokenfile: Option<String>,
-    /// Exchanges the console remembers.
-    pub capture: Option<usize>,
-    /// Capture bodies too (up to `inspectbodylimit` bytes each).
-    pub inspect: Option<bool>,
-    /// Bytes of each body kept when inspecting.
-    pub inspectbodylimit: Option<usize>,
-    /// Requests per second a caller (address, and identity with `auth`) may make.
-    pub callerrate: Option<f64>,
-    /// Requests a caller may make at once before `callerrate` applies.
-    pub callerburst: Option<u32>,
-    /// Most requests in flight over one client id's connections.
-    pub clientmaxinflight: Option<usize>,
-    /// Log level: error, warn, info, debug, trace or off.
-    pub loglevel: Option<String>,
-}
-
-/// wsp_server: public side of a reverse HTTP proxy over WebSocket
-#[derive(Debug, FromArgs)]
-#[argh(help_triggers("-h", "--help", "help"))]
-pub struct ServerFlags {
-    /// YAML configuration file (wsp_server.cfg); flags override its values
-    #[argh(option)]
-    pub config: Option<String>,
-    /// address to bind (default 127.0.0.1)
-    #[argh(option)]
-    pub host: Option<String>,
-    /// port to bind (default 8080)
-    #[argh(option)]
-    pub port: Option<u16>,
-    /// key that clients must send in X-SECRET-KEY (default none; visible in ps: prefer
-    /// --secret-key-file or WSP_SECRET_KEY)
-    #[argh(option)]
-    pub secret_key: Option<Secret>,
-    /// file holding the secret key (one trailing newline ignored); overrides
-    /// WSP_SECRET_KEY and the configuration file's key
-    #[argh(option)]
-    pub secret_key_file: Option<String>,
-    /// file holding a bearer token that /request callers may present (one trailing
-    /// newline ignored); repeatable, added to the configuration file's auth tokens
-    #[argh(option)]
-    pub auth_token_file: Vec<String>,
-    /// ms to wait for an idle connection for a request (default 1000)
-    #[argh(option)]
-    pub timeout: Option<u64>,
-    /// ms before an idle connection above the pool size is closed (default 60000)
-    #[argh(option)]
-    pub idle_timeout: Option<u64>,
-    /// ms of silence both ways after which a CONNECT stream is cut (default 300000)
-    #[argh(option)]
-    pub stream_idle_timeout: Option<u64>,
-    /// ms to wait for a client's answer to a relayed request: its response head, and each
-    /// piece of its body (default 60000)
-    #[argh(option)]
-    pub request_timeout: Option<u64>,
-    /// ms between pings on idle connections (default 10000)
-    #[argh(option)]
-    pub ping_interval: Option<u64>,
-    /// ms of silence after which an idle connection is dead; at least --ping-interval
-    /// (default 20000)
-    #[argh(option)]
-    pub ping_timeout: Option<u64>,
-    /// ms that in-flight requests may take to finish on SIGTERM; 0 stops at once
-    /// (default 30000)
-    #[argh(option)]
-    pub shutdown_timeout: Option<u64>,
-    /// status when no client or no idle connection can be had: 526 (wsp's) or 503, which
-    /// comes with Retry-After (default 526)
-    #[argh(option)]
-    pub busy_status: Option<u16>,
-    /// PEM file of the certificate chain (server certificate first): with --key-file,
-    /// the server speaks HTTPS and clients dial wss:// (default none: plain HTTP)
-    #[argh(option)]
-    pub cert_file: Option<String>,
-    /// PEM file of the --cert-file certificate's private key (PKCS #8, PKCS #1 or SEC1)
-    #[argh(option)]
-    pub key_file: Option<String>,
-    /// most connections open at once, callers and clients' WebSockets alike; past it a
-    /// caller gets 503 with Retry-After (default: the open file limit, raised to its hard
-    /// value, less an eighth)
-    #[argh(option)]
-    pub max_connections: Option<usize>,
-    /// address of the admin listener: the operator console and its JSON API, apart
-    /// from the public port (default none: no console)
-    #[argh(option)]
-    pub admin: Option<String>,
-    /// file holding the bearer token the admin listener asks for; overrides
-    /// WSP_ADMIN_TOKEN and the configuration file's (default none: no token)
-    #[argh(option)]
-    pub admin_token_file: Option<String>,
-    /// exchanges the console remembers (default 1000)
-    #[argh(option)]
-    pub capture: Option<usize>,
-    /// capture request and response bodies too, up to --inspect-body-limit bytes each
-    #[argh(switch)]
-    pub inspect: bool,
-    /// bytes of each body kept with --inspect (default 65536)
-    #[argh(option)]
-    pub inspect_body_limit: Option<usize>,
-    /// requests per second each caller address (and each identity, with auth) may make;
-    /// beyond, 429 with Retry-After (default 0: no limit)
-    #[argh(option)]
-    pub caller_rate: Option<f64>,
-    /// requests a caller may make at once before --caller-rate applies (default: the
-    /// rate, rounded up, at least 1)
-    #[argh(option)]
-    pub caller_burst: Option<u32>,
-    /// most requests in flight over one client id's connections; more wait as for a busy
-    /// pool (default 0: no limit)
-    #[argh(option)]
-    pub client_max_inflight: Option<usize>,
-    /// log level: error, warn, info, debug, trace or off (default info)
-    #[argh(option)]
-    pub log_level: Option<String>,
-}
-
-/// No flag set: the values argh gives for an empty command line.
-impl Default for ServerFlags {
-    fn default() -> Self {
-        ServerFlags {
-            config: None,
-            host: None,
-            port: None,
-            secret_key: None,
-            secret_key_file: None,
-            auth_token_file: Vec::new(),
-            timeout: None,
-            idle_timeout: None,
-            stream_idle_timeout: None,
-            request_timeout: None,
-            ping_interval: None,
-            ping_timeout: None,
-            shutdown_timeout: None,
-            busy_status: None,
-            cert_file: None,
-            key_file: None,
-            max_connections: None,
-            admin: None,
-            admin_token_file: None,
-            capture: None,
-            inspect: false,
-            inspect_body_limit: None,
-            caller_rate: None,
-            caller_burst: None,
-            client_max_inflight: None,
-            log_level: None,
-        }
+config_keys! {
+    /// `wsp_server.cfg` as written: keys exactly as wsp's, every one optional.
+    raw RawServerConfig;
+    /// wsp_server: public side of a reverse HTTP proxy over WebSocket
+    flags ServerFlags;
+    defaults ServerConfig {
+        secret_key: Secret::default(),
+        rules: RuleSet::default(),
+        auth: Auth::default(),
+        tls: None,
+        max_connections: None,
+        console: None,
+        caller_rate: None,
     }
+    rows rows;
+
+    _ / config: String,
+        help "YAML configuration file (wsp_server.cfg); flags override its values";
+    host / host: String = Plain("127.0.0.1"),
+        help "address to bind (default 127.0.0.1)",
+        row "address to bind";
+    port / port: u16 = Plain(8080),
+        help "port to bind (default 8080)",
+        row "port to bind (`0`: any free port, logged at start)";
+    secretkey / secret_key: Secret, default "empty", by hand,
+        help "key that clients must send in X-SECRET-KEY (default none; visible in ps: \
+            prefer --secret-key-file or WSP_SECRET_KEY)",
+        row "clients must send it in `X-SECRET-KEY` (compared in constant time)";
+    use secretkeyfile;
+    use secretkeyenv;
+    blacklist / _: Vec<RawRule>, default "none",
+        row "a request matching **any** rule is refused (526)";
+    whitelist / _: Vec<RawRule>, default "none",
+        row "if set, a request must match **one** rule (526)";
+    auth / _: RawAuth, default "none (off)",
+        row "bearer tokens and basic-auth users `/request` callers must present (401 \
+            otherwise): see [Caller authentication](#caller-authentication)";
+    _ / list auth_token_file: String, default "none",
+        help "file holding a bearer token that /request callers may present (one trailing \
+            newline ignored); repeatable, added to the configuration file's auth tokens",
+        row "file holding one more accepted bearer token; turns `auth` on by itself";
+    timeout / timeout: u64 = Ms(1000),
+        help "ms to wait for an idle connection for a request (default 1000)",
+        row "ms a request waits for an idle connection (> 0)";
+    idletimeout / idle_timeout: u64 = MsOrZero(60000),
+        help "ms before an idle connection above the pool size is closed (default 60000)",
+        row "ms before an idle connection beyond the client's pool size is closed \
+            (checked every 5 s)";
+    streamidletimeout / stream_idle_timeout: u64 = Ms(300000),
+        help "ms of silence both ways after which a CONNECT stream is cut (default 300000)",
+        row "ms a `CONNECT` stream may carry nothing either way before the server cuts it \
+            (> 0)";
+    requesttimeout / request_timeout: u64 = Ms(60000),
+        help "ms to wait for a client's answer to a relayed request: its response head, and \
+            each piece of its body (default 60000)",
+        row "ms to wait for the client's answer to a relayed request: its response head, then \
+            each piece of its body (> 0)";
+    pinginterval / ping_interval: u64 = Ms(10000),
+        help "ms between pings on idle connections (default 10000)",
+        row "ms between pings on idle connections (> 0)";
+    pingtimeout / ping_timeout: u64 = Ms(20000),
+        help "ms of silence after which an idle connection is dead; at least --ping-interval \
+            (default 20000)",
+        row "ms of silence (pongs included) after which an idle connection is dead (at least \
+            `pinginterval`)";
+    use shutdowntimeout;
+    busystatus / busy_status: u16 = OneOf(526, &[503, 526]),
+        help "status when no client or no idle connection can be had: 526 (wsp's) or 503, \
+            which comes with Retry-After (default 526)",
+        row "status of `No proxy available` / `Unable to get a proxy connection`: `526` \
+            (wsp's) or `503`, sent with `Retry-After: 1`";
+    certfile / cert_file: String, default "none (plain HTTP)",
+        help "PEM file of the certificate chain (server certificate first): with --key-file, \
+            the server speaks HTTPS and clients dial wss:// (default none: plain HTTP)",
+        row "PEM certificate chain, the server's certificate first: with `keyfile`, every \
+            endpoint is served over HTTPS (clients dial `wss://`); see [TLS on the \
+            server](#tls-on-the-server-certfile-keyfile)";
+    keyfile / key_file: String, default "none",
+        help "PEM file of the --cert-file certificate's private key (PKCS #8, PKCS #1 or SEC1)",
+        row "PEM private key of `certfile` (PKCS #8, PKCS #1 or SEC1, not encrypted); both \
+            keys or neither";
+    maxconnections / max_connections: usize,
+        default "the open file limit less an eighth (at least 32 kept)",
+        help "most connections open at once, callers and clients' WebSockets alike; past it a \
+            caller gets 503 with Retry-After (default: the open file limit, raised to its hard \
+            value, less an eighth)",
+        row "most connections open at once, callers' and clients' WebSockets alike (≥ 1); past \
+            it a new caller gets `503` with `Retry-After: 1` and its connection is closed. At \
+            start the server raises its open file limit (`RLIMIT_NOFILE`) to the hard limit, \
+            as Go programs do; each connection holds one descriptor";
+    admin / admin: String, default "none (no console)",
+        help "address of the admin listener: the operator console and its JSON API, apart \
+            from the public port (default none: no console)",
+        row "address of the admin listener: the [operator console](#operator-console) and its \
+            JSON API, e.g. `127.0.0.1:8090`; never the public port";
+    admintoken / _: Secret, default "none",
+        row "bearer token the admin listener asks for (`Authorization: Bearer <token>`, or \
+            `?token=` to open the page)";
+    admintokenfile / admin_token_file: String, default "none", by hand,
+        help "file holding the bearer token the admin listener asks for; overrides \
+            WSP_ADMIN_TOKEN and the configuration file's (default none: no token)",
+        row "file holding that token, instead of `admintoken`";
+    env ADMIN_TOKEN_ENV, default "unset",
+        row "the admin token, from the environment (the flag's file wins over it, it over the \
+            file's keys)";
+    capture / capture: usize, default "`1000`",
+        help "exchanges the console remembers (default 1000)",
+        row "exchanges the console remembers (1 to 100,000)";
+    inspect / switch inspect, default "`false`",
+        help "capture request and response bodies too, up to --inspect-body-limit bytes each",
+        row "the console keeps request and response bodies too, up to `inspectbodylimit` bytes \
+            each";
+    inspectbodylimit / inspect_body_limit: usize, default "`65536`",
+        help "bytes of each body kept with --inspect (default 65536)",
+        row "bytes of each body kept with `inspect` (at most 16 MiB); the rest is counted, \
+            never buffered";
+    callerrate / caller_rate: f64, default "`0` (no limit)",
+        help "requests per second each caller address (and each identity, with auth) may \
+            make; beyond, 429 with Retry-After (default 0: no limit)",
+        row "requests per second each caller address may make, and each identity \
+            (credential) with `auth`; beyond, **429** with `Retry-After` (seconds) and `wsp \
+            server: too many requests from <address>; retry in N s (callerrate, \
+            callerburst)`. Fractions allowed (`0.5`: one every 2 s); counted in `/metrics` as \
+            `wsp_rate_limited_total{by=\"address\"\\|\"identity\"}`";
+    callerburst / caller_burst: u32, default "the rate, rounded up",
+        help "requests a caller may make at once before --caller-rate applies (default: the \
+            rate, rounded up, at least 1)",
+        row "requests a caller may make at once before `callerrate` applies (≥ 1)";
+    clientmaxinflight / client_max_inflight: usize = ZeroIsNoLimit,
+        help "most requests in flight over one client id's connections; more wait as for a \
+            busy pool (default 0: no limit)",
+        row "most requests in flight over one client id's connections; a request finding \
+            every client it may use at the cap waits as for a busy pool (`timeout`, then \
+            `Unable to get a proxy connection`); counted as `wsp_client_inflight_capped_total`";
+    use loglevel;
 }
 
 /// The server's validated, immutable configuration.
@@ -291,32 +230,6 @@ pub struct TlsFiles {
     pub key_file: String,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            host: "127.0.0.1".to_string(),
-            port: 8080,
-            timeout: Duration::from_millis(1000),
-            idle_timeout: Duration::from_millis(60_000),
-            stream_idle_timeout: Duration::from_millis(300_000),
-            request_timeout: Duration::from_millis(60_000),
-            ping_interval: Duration::from_millis(10_000),
-            ping_timeout: Duration::from_millis(20_000),
-            shutdown_timeout: Duration::from_millis(30_000),
-            busy_status: 526,
-            secret_key: Secret::default(),
-            rules: RuleSet::default(),
-            auth: Auth::default(),
-            tls: None,
-            max_connections: None,
-            console: None,
-            caller_rate: None,
-            client_max_inflight: None,
-            log_level: log::LevelFilter::Info,
-        }
-    }
-}
-
 impl RawServerConfig {
     /// Reads and parses a configuration file.
     ///
@@ -364,32 +277,8 @@ impl ServerConfig {
     /// A [`ConfigError`] naming the file and key, or the flag, with the bad value.
     pub fn from_flags_in(flags: &ServerFlags, env: &Environment) -> Result<Self, ConfigError> {
         let (mut raw, mut sources): (RawServerConfig, _) = load_raw(flags.config.as_deref())?;
-        sources.apply(&mut raw.host, flags.host.as_ref(), ("host", "--host"));
-        sources.apply(&mut raw.port, flags.port.as_ref(), ("port", "--port"));
-        apply_time_flags(&mut raw, &mut sources, flags);
-        let busy = flags.busy_status.as_ref();
-        sources.apply(&mut raw.busystatus, busy, ("busystatus", "--busy-status"));
-        let cert = flags.cert_file.as_ref();
-        sources.apply(&mut raw.certfile, cert, ("certfile", "--cert-file"));
-        let key = flags.key_file.as_ref();
-        sources.apply(&mut raw.keyfile, key, ("keyfile", "--key-file"));
-        let max = flags.max_connections.as_ref();
-        let names = ("maxconnections", "--max-connections");
-        sources.apply(&mut raw.maxconnections, max, names);
-        apply_console_flags(&mut raw, &mut sources, flags, env)?;
-        let rate = flags.caller_rate.as_ref();
-        sources.apply(&mut raw.callerrate, rate, ("callerrate", "--caller-rate"));
-        let burst = flags.caller_burst.as_ref();
-        sources.apply(
-            &mut raw.callerburst,
-            burst,
-            ("callerburst", "--caller-burst"),
-        );
-        let inflight = flags.client_max_inflight.as_ref();
-        let names = ("clientmaxinflight", "--client-max-inflight");
-        sources.apply(&mut raw.clientmaxinflight, inflight, names);
-        let level = flags.log_level.as_ref();
-        sources.apply(&mut raw.loglevel, level, ("loglevel", "--log-level"));
+        raw.apply_flags(flags, &mut sources);
+        apply_admin_token(&mut raw, flags, env)?;
         let key = KeyOverrides {
             flag: flags.secret_key.as_ref(),
             flag_file: flags.secret_key_file.as_deref(),
@@ -409,24 +298,15 @@ impl ServerConfig {
         overrides: Overrides<'_>,
     ) -> Result<Self, ConfigError> {
         let mut config = ServerConfig::default();
-        set_durations(&mut config, &raw, sources)?;
+        raw.check_into(&mut config, sources)?;
+        let ping = ("pinginterval", config.ping_interval);
+        at_least(sources, ping, ("pingtimeout", config.ping_timeout))?;
         config.console = console(&mut raw, sources)?;
         config.caller_rate = caller_rate(raw.callerrate, raw.callerburst, sources)?;
-        config.client_max_inflight = raw.clientmaxinflight.filter(|&n| n > 0);
-        config.log_level = log_level(raw.loglevel.as_deref(), sources)?;
         config.secret_key = choose_key(overrides.key, raw.secretkey, raw.secretkeyfile, sources)?;
         let (token_files, env) = (overrides.token_files, overrides.env);
         config.auth = super::auth::compile(raw.auth, token_files, sources, env)?;
         config.tls = tls_files(raw.certfile, raw.keyfile, sources)?;
-        config.host = raw.host.unwrap_or(config.host);
-        config.port = raw.port.unwrap_or(config.port);
-        config.busy_status = match raw.busystatus {
-            None => config.busy_status,
-            Some(status @ (503 | 526)) => status,
-            Some(other) => {
-                return Err(sources.invalid("busystatus", format!("{other}: must be 503 or 526")))
-            }
-        };
         config.max_connections = match raw.maxconnections {
             Some(0) => return Err(sources.invalid("maxconnections", "0: must be at least 1")),
             max => max,
@@ -438,25 +318,13 @@ impl ServerConfig {
     }
 }
 
-/// Puts the console's flags over the file's values; the token from `--admin-token-file`,
-/// else [`ADMIN_TOKEN_ENV`], else the file's `admintokenfile` or `admintoken`.
-fn apply_console_flags(
+/// The admin token from `--admin-token-file`, else [`ADMIN_TOKEN_ENV`], in place of the
+/// file's `admintokenfile` or `admintoken`.
+fn apply_admin_token(
     raw: &mut RawServerConfig,
-    sources: &mut Sources,
     flags: &ServerFlags,
     env: &Environment,
 ) -> Result<(), ConfigError> {
-    sources.apply(&mut raw.admin, flags.admin.as_ref(), ("admin", "--admin"));
-    sources.apply(
-        &mut raw.capture,
-        flags.capture.as_ref(),
-        ("capture", "--capture"),
-    );
-    let inspect = flags.inspect.then_some(&true);
-    sources.apply(&mut raw.inspect, inspect, ("inspect", "--inspect"));
-    let limit = flags.inspect_body_limit.as_ref();
-    let names = ("inspectbodylimit", "--inspect-body-limit");
-    sources.apply(&mut raw.inspectbodylimit, limit, names);
     let from_env = env
         .vars
         .get(ADMIN_TOKEN_ENV)
@@ -560,88 +428,6 @@ struct Overrides<'a> {
     token_files: &'a [String],
     /// For `auth`'s `tokenenv` / `passwordenv`.
     env: &'a Environment,
-}
-
-/// Puts the time-out and liveness flags over the file's values.
-fn apply_time_flags(raw: &mut RawServerConfig, sources: &mut Sources, flags: &ServerFlags) {
-    let settings = [
-        (&mut raw.timeout, flags.timeout, "timeout", "--timeout"),
-        (
-            &mut raw.idletimeout,
-            flags.idle_timeout,
-            "idletimeout",
-            "--idle-timeout",
-        ),
-        (
-            &mut raw.requesttimeout,
-            flags.request_timeout,
-            "requesttimeout",
-            "--request-timeout",
-        ),
-        (
-            &mut raw.streamidletimeout,
-            flags.stream_idle_timeout,
-            "streamidletimeout",
-            "--stream-idle-timeout",
-        ),
-        (
-            &mut raw.pinginterval,
-            flags.ping_interval,
-            "pinginterval",
-            "--ping-interval",
-        ),
-        (
-            &mut raw.pingtimeout,
-            flags.ping_timeout,
-            "pingtimeout",
-            "--ping-timeout",
-        ),
-        (
-            &mut raw.shutdowntimeout,
-            flags.shutdown_timeout,
-            "shutdowntimeout",
-            "--shutdown-timeout",
-        ),
-    ];
-    for (slot, value, key, flag) in settings {
-        sources.apply(slot, value.as_ref(), (key, flag));
-    }
-}
-
-/// Validates the time-out and liveness keys into `config`, which holds the defaults for
-/// the keys that are not set.
-fn set_durations(
-    config: &mut ServerConfig,
-    raw: &RawServerConfig,
-    sources: &Sources,
-) -> Result<(), ConfigError> {
-    let ms = |key, value, zero_ok, default| millis_or(sources, key, value, zero_ok, default);
-    let c = config;
-    c.timeout = ms("timeout", raw.timeout, false, c.timeout)?;
-    c.idle_timeout = ms("idletimeout", raw.idletimeout, true, c.idle_timeout)?;
-    let stream_idle = raw.streamidletimeout;
-    c.stream_idle_timeout = ms(
-        "streamidletimeout",
-        stream_idle,
-        false,
-        c.stream_idle_timeout,
-    )?;
-    c.request_timeout = ms(
-        "requesttimeout",
-        raw.requesttimeout,
-        false,
-        c.request_timeout,
-    )?;
-    c.ping_interval = ms("pinginterval", raw.pinginterval, false, c.ping_interval)?;
-    c.ping_timeout = ms("pingtimeout", raw.pingtimeout, false, c.ping_timeout)?;
-    c.shutdown_timeout = ms(
-        "shutdowntimeout",
-        raw.shutdowntimeout,
-        true,
-        c.shutdown_timeout,
-    )?;
-    let ping = ("pinginterval", c.ping_interval);
-    at_least(sources, ping, ("pingtimeout", c.ping_timeout))
 }
 
 #[cfg(test)]
