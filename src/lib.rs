@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! caller --HTTP--> wsp_server --WebSocket--> wsp_client --HTTP--> internal API
-//!         /request   (pool per client id)     (pool per target)    (ureq agent)
+//!         /request   (pool per client id)     (pool per server)    (ureq agent)
 //! ```
 //!
 //! The wire format is the Go wsp's (see [`protocol`]), so either side interoperates with
@@ -27,7 +27,8 @@
 //!   behind a safe function.
 //! - [`rules`]: allow/deny rules (`whitelist` / `blacklist`).
 //! - [`server`]: the public side: `/register`, `/request`, `/status`, proxy mode.
-//! - [`client`]: the private side: pools per target, executes requests with ureq.
+//! - [`client`]: the private side: a pool per server (per address of each target),
+//!   executes requests with ureq.
 
 pub mod answer;
 pub mod auth;

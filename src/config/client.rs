@@ -41,13 +41,15 @@ config_keys! {
         help "name of this client on the servers (default a random UUID)",
         row "name of this client on the servers (≤ 256 bytes)";
     poolidlesize / pool_idle_size: usize = Plain(10),
-        help "idle connections to keep per target (default 10)",
-        row "idle connections kept per target: when one turns busy, another is opened, so \
+        help "idle connections to keep per server: per target, per address of its host \
+            (default 10)",
+        row "idle connections kept per server (per target, per address of its host name): \
+            when one turns busy, another is opened, so \
             one more may be idle after a request until the server's `idletimeout` closes it \
             (see [Observability](#observability))";
     poolmaxsize / pool_max_size: usize = Plain(100),
-        help "most connections per target (default 100)",
-        row "most connections per target";
+        help "most connections per server (default 100)",
+        row "most connections per server (per target, per address of its host name)";
     secretkey / secret_key: Secret, default "empty", by hand,
         help "key sent to the servers in X-SECRET-KEY (default none; visible in ps: prefer \
             --secret-key-file or WSP_SECRET_KEY)",
@@ -79,8 +81,8 @@ config_keys! {
         help "PEM file of the CA(s) to trust for wss:// targets and https:// internal APIs, \
             instead of the system's roots (default none)",
         row "PEM file of the CA certificate(s) to trust for `wss://` targets and `https://` \
-            internal APIs, *instead of* the system's roots (a private CA); read at start, a \
-            bad file stops the client";
+            internal APIs, *instead of* the system's roots (a private CA); read at start (a \
+            bad file stops the client) and at each reload (a bad file refuses it)";
     insecure / switch insecure = Plain(false),
         help "verify no TLS certificate at all, of servers or internal APIs: for tests only",
         row "verify no TLS certificate at all, of servers or internal APIs; warned about at \
@@ -119,10 +121,10 @@ pub struct ClientConfig {
     /// Servers to register to. Default `["ws://127.0.0.1:8080/register"]`; at least one,
     /// each a `ws://` or `wss://` URL.
     pub targets: Vec<String>,
-    /// Idle connections kept per target. Default 10; at most `pool_max_size` and
+    /// Idle connections kept per server (a target's address). Default 10; at most `pool_max_size` and
     /// [`MAX_POOL_SIZE`].
     pub pool_idle_size: usize,
-    /// Most connections per target. Default 100; at least 1.
+    /// Most connections per server (a target's address). Default 100; at least 1.
     pub pool_max_size: usize,
     /// Key sent in `X-SECRET-KEY`. Default empty (the header is sent empty).
     pub secret_key: Secret,
