@@ -136,8 +136,11 @@ impl Fleet {
     /// those no longer called for.
     fn reconcile(&mut self) {
         let settings = self.live.get();
+        let targets = &settings.config.targets;
+        // A target a reload removed is no longer retried.
+        self.failures.retain(|target, _| targets.contains(target));
         let mut wanted = Vec::new();
-        for target in &settings.config.targets {
+        for target in targets {
             wanted.extend(self.keys_of(target));
         }
         let gone: Vec<Key> = (self.members.keys())
