@@ -20,9 +20,9 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use url::{Host, Url};
 
 use super::pool::{backoff, TargetPool};
@@ -31,6 +31,12 @@ use super::Live;
 /// Most addresses of one name given a pool: each costs `poolidlesize` connections and
 /// their threads. Past it the rest of the answer is left out, and the log says so.
 pub const MAX_ADDRESSES: usize = 32;
+
+/// Longest wait for the look-ups of one round, all targets at once. An answer that comes
+/// later is taken at the next round; meanwhile the target keeps the pools it has. The
+/// system resolver tries for 5 s, twice, by default: a silent DNS server holds the round
+/// no longer than this.
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(5);
 
 /// Resolves a target's host name to the addresses of its servers.
 pub trait Resolve: Send + Sync {
@@ -83,6 +89,9 @@ pub struct Fleet {
     leaving: Vec<Arc<TargetPool>>,
     /// Failed resolutions in a row, per target, to log an outage in a few lines.
     failures: HashMap<String, u32>,
+    /// Look-ups running, by host and port: started by [`Fleet::ask`], their answers
+    /// taken by [`Fleet::answer`].
+    pending: HashMap<(String, u16), Receiver<io::Result<Vec<SocketAddr>>>>,
 }
 
 impl Fleet {
@@ -94,6 +103,7 @@ impl Fleet {
             members: HashMap::new(),
             leaving: Vec::new(),
             failures: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -133,15 +143,31 @@ impl Fleet {
     }
 
     /// Works out the pools the targets call for now, starts those missing and drains
-    /// those no longer called for.
+    /// those no longer called for. The targets' names are looked up all at once, and
+    /// waited for together at most [`RESOLVE_WAIT`].
     fn reconcile(&mut self) {
         let settings = self.live.get();
         let targets = &settings.config.targets;
         // A target a reload removed is no longer retried.
         self.failures.retain(|target, _| targets.contains(target));
+        let located: Vec<_> = targets.iter().map(|t| (t, locate(t))).collect();
+        for (_, place) in &located {
+            if let Ok(Place::Name(host, port)) = place {
+                self.ask(host, *port);
+            }
+        }
+        let deadline = Instant::now() + RESOLVE_WAIT;
         let mut wanted = Vec::new();
-        for target in targets {
-            wanted.extend(self.keys_of(target));
+        for (target, place) in located {
+            let found = match place {
+                Ok(Place::Addr(addr)) => Ok(vec![addr]),
+                Ok(Place::Name(host, port)) => self.answer(&host, port, deadline),
+                Err(why) => Err(why),
+            };
+            if self.stopping() {
+                return;
+            }
+            wanted.extend(self.keys_of(target, found));
         }
         let gone: Vec<Key> = (self.members.keys())
             .filter(|key| !wanted.contains(key))
@@ -163,14 +189,14 @@ impl Fleet {
         }
     }
 
-    /// The pools `target` calls for: one per address of its host; when the name cannot
-    /// be resolved, those it has already.
-    fn keys_of(&mut self, target: &str) -> Vec<Key> {
+    /// The pools `target` calls for, given what its host `found`: one per address; when
+    /// the name could not be resolved, those it has already.
+    fn keys_of(&mut self, target: &str, found: Result<Vec<SocketAddr>, String>) -> Vec<Key> {
         let key = |addr| Key {
             target: target.to_string(),
             addr,
         };
-        match self.addresses(target) {
+        match found.and_then(|found| tidy(target, found)) {
             Ok(addrs) => {
                 if self.failures.remove(target).is_some() {
                     log::info!("{target}: its host name resolves again");
@@ -199,35 +225,64 @@ impl Fleet {
         }
     }
 
-    /// The addresses of `target`'s host, at most [`MAX_ADDRESSES`], each once.
-    fn addresses(&self, target: &str) -> Result<Vec<SocketAddr>, String> {
-        let url = Url::parse(target).map_err(|e| format!("not a URL: {e}"))?;
-        let port = url.port_or_known_default().ok_or("no port")?;
-        let host = match url.host() {
-            Some(Host::Ipv4(ip)) => return Ok(vec![SocketAddr::new(ip.into(), port)]),
-            Some(Host::Ipv6(ip)) => return Ok(vec![SocketAddr::new(ip.into(), port)]),
-            Some(Host::Domain(name)) => name,
-            None => return Err("no host".into()),
-        };
-        let found =
-            (self.resolver.resolve(host, port)).map_err(|e| format!("resolving {host}: {e}"))?;
-        let mut addrs = Vec::new();
-        for addr in found {
-            if !addrs.contains(&addr) {
-                addrs.push(addr);
+    /// Starts a look-up of `host` on a thread of its own, unless one is running already:
+    /// a look-up (`getaddrinfo`) cannot be cut short, so one that a silent DNS server
+    /// holds is waited for again at the next look, never asked anew, and threads never
+    /// pile up.
+    fn ask(&mut self, host: &str, port: u16) {
+        let asked = (host.to_string(), port);
+        if self.pending.contains_key(&asked) {
+            return;
+        }
+        let (tell, answer) = bounded(1);
+        let resolver = self.resolver.clone();
+        let name = host.to_string();
+        let spawned = thread::Builder::new()
+            .name("resolve".into())
+            .spawn(move || {
+                let _ = tell.send(resolver.resolve(&name, port));
+            });
+        match spawned {
+            Ok(_) => {
+                self.pending.insert(asked, answer);
             }
+            Err(e) => log::error!("cannot start a thread to resolve {host}: {e}"),
         }
-        if addrs.is_empty() {
-            return Err(format!("{host} resolves to no address"));
+    }
+
+    /// The answer of the look-up of `host` that [`Fleet::ask`] started, waited for until
+    /// `deadline` and not past a shutdown (then it stays pending).
+    fn answer(
+        &mut self,
+        host: &str,
+        port: u16,
+        deadline: Instant,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let asked = (host.to_string(), port);
+        let Some(answer) = self.pending.get(&asked) else {
+            return Err(format!("resolving {host}: no look-up could be started"));
+        };
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let found = crossbeam_channel::select! {
+            recv(answer) -> found => found,
+            recv(self.stop) -> _ => return Err("shutting down".into()),
+            default(timeout) => {
+                let secs = RESOLVE_WAIT.as_secs();
+                return Err(format!("resolving {host}: no answer within {secs} s"));
+            }
+        };
+        self.pending.remove(&asked);
+        match found {
+            Ok(found) => found.map_err(|e| format!("resolving {host}: {e}")),
+            Err(_) => Err(format!(
+                "resolving {host}: the look-up ended with no answer"
+            )),
         }
-        if addrs.len() > MAX_ADDRESSES {
-            log::warn!(
-                "{target}: {host} has {} addresses; pools for the first {MAX_ADDRESSES} only",
-                addrs.len()
-            );
-            addrs.truncate(MAX_ADDRESSES);
-        }
-        Ok(addrs)
+    }
+
+    /// Whether the client is shutting down.
+    fn stopping(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
     }
 
     /// Starts the pool for `key`, with its supervisor on a thread of its own.
@@ -253,30 +308,50 @@ impl Fleet {
     }
 }
 
+/// Where a target's server is: an address given as such, or a name to resolve.
+#[derive(Debug, PartialEq)]
+enum Place {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+/// Where `target` (a URL) points.
+fn locate(target: &str) -> Result<Place, String> {
+    let url = Url::parse(target).map_err(|e| format!("not a URL: {e}"))?;
+    let port = url.port_or_known_default().ok_or("no port")?;
+    match url.host() {
+        Some(Host::Ipv4(ip)) => Ok(Place::Addr(SocketAddr::new(ip.into(), port))),
+        Some(Host::Ipv6(ip)) => Ok(Place::Addr(SocketAddr::new(ip.into(), port))),
+        Some(Host::Domain(name)) => Ok(Place::Name(name.to_string(), port)),
+        None => Err("no host".into()),
+    }
+}
+
+/// The addresses `found` for `target`'s host, each once, at most [`MAX_ADDRESSES`]; an
+/// empty answer is an error.
+fn tidy(target: &str, found: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    let mut addrs = Vec::new();
+    for addr in found {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    if addrs.is_empty() {
+        return Err("its host name resolves to no address".to_string());
+    }
+    if addrs.len() > MAX_ADDRESSES {
+        log::warn!(
+            "{target}: its host name has {} addresses; pools for the first {MAX_ADDRESSES} only",
+            addrs.len()
+        );
+        addrs.truncate(MAX_ADDRESSES);
+    }
+    Ok(addrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::tls::Tls;
-    use crate::client::Settings;
-    use crate::config::ClientConfig;
-    use parking_lot::RwLock;
-
-    /// A fleet whose resolver answers `answer` for any name, counting its calls.
-    fn fleet(answer: Vec<SocketAddr>) -> (Fleet, Arc<std::sync::atomic::AtomicUsize>) {
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = calls.clone();
-        let resolver = move |_: &str, _: u16| {
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(answer.clone())
-        };
-        let settings = Settings {
-            config: ClientConfig::default(),
-            tls: Tls::new(None, true).expect("insecure TLS"),
-        };
-        let live = Arc::new(Live(RwLock::new(Arc::new(settings))));
-        let (_, stop) = bounded(0);
-        (Fleet::new(live, Arc::new(resolver), stop), calls)
-    }
 
     fn addr(n: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 8080))
@@ -286,26 +361,21 @@ mod tests {
     fn addresses_come_once_each_and_at_most_the_cap() {
         let mut answer: Vec<_> = (0..40).map(addr).collect();
         answer.insert(1, addr(0));
-        let (fleet, _) = fleet(answer);
-        let found = fleet.addresses("ws://wsp.test:8080/register");
         let expected: Vec<_> = (0..MAX_ADDRESSES as u16).map(addr).collect();
-        assert_eq!(found, Ok(expected));
+        assert_eq!(tidy("ws://wsp.test:8080/register", answer), Ok(expected));
+        assert_eq!(
+            tidy("ws://wsp.test:8080/register", Vec::new()),
+            Err("its host name resolves to no address".to_string())
+        );
     }
 
     #[test]
-    fn an_ip_target_is_one_address_and_asks_no_resolver() {
-        let (fleet, calls) = fleet(vec![addr(1)]);
-        let v4 = fleet.addresses("wss://192.0.2.7/register");
-        assert_eq!(v4, Ok(vec![SocketAddr::from(([192, 0, 2, 7], 443))]));
-        let v6 = fleet.addresses("ws://[::1]:9/register");
-        assert_eq!(v6, Ok(vec!["[::1]:9".parse().expect("an address")]));
-        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 0);
-    }
-
-    #[test]
-    fn an_empty_answer_is_an_error_naming_the_host() {
-        let (fleet, _) = fleet(Vec::new());
-        let found = fleet.addresses("ws://wsp.test:8080/register");
-        assert_eq!(found, Err("wsp.test resolves to no address".to_string()));
+    fn an_ip_target_is_one_address_and_a_name_is_resolved() {
+        let v4 = locate("wss://192.0.2.7/register");
+        assert_eq!(v4, Ok(Place::Addr(SocketAddr::from(([192, 0, 2, 7], 443)))));
+        let v6 = locate("ws://[::1]:9/register");
+        assert_eq!(v6, Ok(Place::Addr("[::1]:9".parse().expect("an address"))));
+        let name = locate("ws://wsp.test/register");
+        assert_eq!(name, Ok(Place::Name("wsp.test".into(), 80)));
     }
 }

@@ -62,15 +62,19 @@ struct InProcess {
 impl InProcess {
     /// Resolving every `interval`, redialing within 200 ms.
     fn start(target: String, answer: &Answer, interval: Duration) -> InProcess {
+        InProcess::with(vec![target], resolver(answer), interval)
+    }
+
+    fn with(targets: Vec<String>, resolver: Arc<dyn Resolve>, interval: Duration) -> InProcess {
         let config = ClientConfig {
-            targets: vec![target],
+            targets,
             pool_idle_size: 2,
             secret_key: SECRET.parse().expect("a key"),
             resolve_interval: interval,
             reconnect_max_delay: Duration::from_millis(200),
             ..ClientConfig::default()
         };
-        let client = Client::with_resolver(config, resolver(answer)).expect("client set-up");
+        let client = Client::with_resolver(config, resolver).expect("client set-up");
         let stop = client.shutdown_handle();
         let run = thread::spawn(move || client.run());
         InProcess {
@@ -135,6 +139,26 @@ fn a_name_that_does_not_resolve_yet_is_tried_again_until_it_does() {
     *answer.lock() = Ok(vec![a.addr]);
     wait_registered(&a, "the name resolved at last", |n| n >= 2);
     assert_hello(&a, &upstream);
+}
+
+#[test]
+fn a_resolver_that_never_answers_holds_up_neither_other_targets_nor_a_shutdown() {
+    let upstream = upstream();
+    let a = Server::start(&[]);
+    // Looking up `hang.test` never returns (until the test ends).
+    let (_release, hang) = crossbeam_channel::bounded::<()>(0);
+    let resolver = move |host: &str, _port: u16| {
+        let _ = hang.recv();
+        Err(io::Error::other(format!("{host}: released")))
+    };
+    let targets = vec!["ws://hang.test:9/register".to_string(), a.register_url()];
+    let every = Duration::from_millis(100);
+    let mut client = InProcess::with(targets, Arc::new(resolver), every);
+    wait_relay_ready(&a, &upstream);
+    client.stop.shutdown();
+    let run = client.run.take().expect("running");
+    let stopped = poll(READY, || run.is_finished().then_some(()));
+    assert!(stopped.is_some(), "the client never stopped");
 }
 
 /// The system's own resolver with `localhost`, on a machine where it has both
