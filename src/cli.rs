@@ -30,7 +30,8 @@ pub fn flags<T: argh::FromArgs>() -> Result<T, ExitCode> {
 }
 
 /// Logs to stderr at `level` (`error`, `warn`, `info`, `debug`, `trace` or `off`; info
-/// when `None`) until the configuration says otherwise ([`set_log_level`]).
+/// when `None`) until the configuration's `loglevel` says otherwise (the binaries, then
+/// each reload, set `log::set_max_level`).
 pub fn init_logging(level: Option<&str>) -> Result<(), ExitCode> {
     let level = level.unwrap_or("info");
     let Ok(filter) = level.parse::<LevelFilter>() else {
@@ -53,14 +54,8 @@ pub fn init_logging(level: Option<&str>) -> Result<(), ExitCode> {
         TerminalMode::Stderr,
         ColorChoice::Never,
     );
-    set_log_level(filter);
+    log::set_max_level(filter);
     Ok(())
-}
-
-/// Puts `level` in force for every line logged from now on (the file's `loglevel`, at
-/// start and at each reload).
-pub fn set_log_level(level: LevelFilter) {
-    log::set_max_level(level);
 }
 
 /// Logs a fatal error once and returns the exit code for it.

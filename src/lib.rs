@@ -37,6 +37,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod headers;
+pub(crate) mod live;
 pub mod pem;
 pub mod protocol;
 pub mod rules;

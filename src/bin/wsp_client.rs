@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return cli::fail(e, cli::EXIT_USAGE),
     };
-    cli::set_log_level(config.log_level);
+    log::set_max_level(config.log_level);
     log::info!("client id {}, targets {:?}", config.id, config.targets);
     let client = match Client::new(config) {
         Ok(client) => client,

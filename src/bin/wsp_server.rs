@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return cli::fail(e, cli::EXIT_USAGE),
     };
-    cli::set_log_level(config.log_level);
+    log::set_max_level(config.log_level);
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => return cli::fail(e, 1),

@@ -52,8 +52,11 @@ pub fn serve(pool: &TargetPool, mut ws: Ws) {
     // Made by the first request, with the settings then in force: a connection that
     // never serves one costs no agent, and a reload gives the next request a new one.
     let mut agent: Option<(Arc<Settings>, Agent)> = None;
-    // Set on the socket when it changes (a reload): idle waits are bounded by `poll`.
+    // `requesttimeout` on the socket, set again when a reload changes it: it bounds the
+    // rest of a frame that began while idle, and every read and write of an exchange
+    // (idle waits are bounded by `poll`).
     let mut timeout = None;
+    let _ = set_timeout(&ws, &mut timeout, pool.settings().config.request_timeout);
     loop {
         match wait_for_request(pool, &mut ws, &mut agent) {
             Ok(Wait::Request) => {}

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::config::ClientConfig;
 use fleet::Fleet;
@@ -76,20 +76,8 @@ pub(crate) struct Settings {
     pub tls: Tls,
 }
 
-/// The settings in force, shared by every pool and connection. A reader takes the `Arc`
-/// and keeps it for what it is doing (an exchange, an idle wait, a dial), so a reload
-/// never changes a value under a request in flight, and the next one sees the new ones.
-pub(crate) struct Live(RwLock<Arc<Settings>>);
-
-impl Live {
-    pub fn get(&self) -> Arc<Settings> {
-        self.0.read().clone()
-    }
-
-    fn set(&self, settings: Settings) {
-        *self.0.write() = Arc::new(settings);
-    }
-}
+/// The settings in force, shared by every pool and connection.
+pub(crate) type Live = crate::live::Live<Settings>;
 
 /// A client: pools of connections to its targets' servers, one per address.
 pub struct Client {
@@ -179,7 +167,7 @@ impl Client {
         let tls = Tls::new(config.ca_file.as_deref(), config.insecure)?;
         let (stop, stopped) = bounded::<()>(0);
         Ok(Client {
-            live: Arc::new(Live(RwLock::new(Arc::new(Settings { config, tls })))),
+            live: Arc::new(Live::new(Settings { config, tls })),
             resolver,
             stop: Arc::new(Mutex::new(Some(stop))),
             stopped,

@@ -60,6 +60,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::ServerConfig;
+use crate::live::Live;
 use metrics::Metrics;
 use pool::Hub;
 use reply::{retry_later, text_response};
@@ -103,7 +104,7 @@ impl std::error::Error for Error {}
 pub struct Shared {
     /// The configuration in force: replaced whole by a reload (SIGHUP); a request reads
     /// it once per use ([`Shared::config`]).
-    config: RwLock<Arc<ServerConfig>>,
+    config: Live<ServerConfig>,
     pub hub: Hub,
     /// Counters for `/metrics` and `/status.json`.
     pub metrics: Metrics,
@@ -129,7 +130,7 @@ pub struct Shared {
 impl Shared {
     /// The configuration in force now.
     pub fn config(&self) -> Arc<ServerConfig> {
-        self.config.read().clone()
+        self.config.get()
     }
 
     /// A keeper for a body's first bytes, when the console inspects bodies.
@@ -178,7 +179,7 @@ impl Shared {
         }
         self.hub.set_max_inflight(new.client_max_inflight);
         log::set_max_level(new.log_level);
-        *self.config.write() = Arc::new(new);
+        self.config.set(new);
     }
 }
 
@@ -338,7 +339,7 @@ impl Server {
             hub: Hub::new(config.ping_timeout, watcher.clone())
                 .with_max_inflight(config.client_max_inflight),
             watcher,
-            config: RwLock::new(Arc::new(config)),
+            config: Live::new(config),
             metrics: Metrics::default(),
             capture,
             limits: RwLock::new(limits.map(Arc::new)),

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -19,19 +20,51 @@ use crate::support::*;
 /// The name the test resolver answers for.
 const NAME: &str = "wsp.test";
 
-/// What the test resolver answers: addresses, or an error.
-type Answer = Arc<Mutex<io::Result<Vec<SocketAddr>>>>;
+/// The test's DNS: what it answers for [`NAME`] (addresses, or an error), and how many
+/// failures it has answered, so a test can see the client asking again.
+struct Dns {
+    answer: Mutex<io::Result<Vec<SocketAddr>>>,
+    failures: AtomicUsize,
+}
 
-/// Resolves [`NAME`] to what `answer` holds now, and nothing else.
-fn resolver(answer: &Answer) -> Arc<dyn Resolve> {
-    let answer = answer.clone();
-    Arc::new(
-        move |host: &str, _port: u16| match (host, &*answer.lock()) {
+type Answer = Arc<Dns>;
+
+impl Dns {
+    fn new(answer: io::Result<Vec<SocketAddr>>) -> Answer {
+        Arc::new(Dns {
+            answer: Mutex::new(answer),
+            failures: AtomicUsize::new(0),
+        })
+    }
+
+    fn set(&self, answer: io::Result<Vec<SocketAddr>>) {
+        *self.answer.lock() = answer;
+    }
+
+    /// Waits until the client has been answered `n` more failures.
+    fn wait_failures(&self, n: usize) {
+        let until = self.failures.load(Ordering::SeqCst) + n;
+        let seen = poll(READY, || {
+            (self.failures.load(Ordering::SeqCst) >= until).then_some(())
+        });
+        assert!(seen.is_some(), "the client did not ask {n} times more");
+    }
+}
+
+/// Resolves [`NAME`] as `dns` says now, and nothing else.
+fn resolver(dns: &Answer) -> Arc<dyn Resolve> {
+    let dns = dns.clone();
+    Arc::new(move |host: &str, _port: u16| {
+        let found = match (host, &*dns.answer.lock()) {
             (NAME, Ok(addrs)) => Ok(addrs.clone()),
             (NAME, Err(e)) => Err(io::Error::new(e.kind(), e.to_string())),
             _ => Err(io::Error::other(format!("{host}: unknown to the test"))),
-        },
-    )
+        };
+        if found.is_err() {
+            dns.failures.fetch_add(1, Ordering::SeqCst);
+        }
+        found
+    })
 }
 
 /// Connections `server` holds from the client (idle and busy).
@@ -99,7 +132,7 @@ fn every_address_of_a_name_gets_a_pool_and_one_leaving_is_drained() {
     let a = Server::start(&["--host", "127.0.0.1"]);
     let port = a.addr.port().to_string();
     let b = Server::start(&["--host", "127.0.0.2", "--port", &port]);
-    let answer: Answer = Arc::new(Mutex::new(Ok(vec![a.addr, b.addr])));
+    let answer = Dns::new(Ok(vec![a.addr, b.addr]));
     let every = Duration::from_millis(100);
     let _client = InProcess::start(format!("ws://{NAME}:{port}/register"), &answer, every);
     for server in [&a, &b] {
@@ -108,17 +141,17 @@ fn every_address_of_a_name_gets_a_pool_and_one_leaving_is_drained() {
         assert_hello(server, &upstream);
     }
     // b leaves the answer: its pool is drained, a's stays.
-    *answer.lock() = Ok(vec![a.addr]);
+    answer.set(Ok(vec![a.addr]));
     wait_registered(&b, "the address gone is drained", |n| n == 0);
     assert!(registered(&a) >= 2, "a keeps its pool");
     assert_hello(&a, &upstream);
     // A name that cannot be resolved for a while keeps the pools it has.
-    *answer.lock() = Err(io::Error::other("DNS is down"));
-    thread::sleep(Duration::from_millis(500)); // five resolve intervals, failing
+    answer.set(Err(io::Error::other("DNS is down")));
+    answer.wait_failures(5);
     assert!(registered(&a) >= 2, "a DNS failure drops nothing");
     assert_hello(&a, &upstream);
     // b comes back.
-    *answer.lock() = Ok(vec![b.addr, a.addr]);
+    answer.set(Ok(vec![b.addr, a.addr]));
     wait_registered(&b, "an address back gets a pool again", |n| n >= 2);
     assert_hello(&b, &upstream);
 }
@@ -128,15 +161,15 @@ fn a_name_that_does_not_resolve_yet_is_tried_again_until_it_does() {
     let upstream = upstream();
     let a = Server::start(&["--host", "127.0.0.1"]);
     let port = a.addr.port();
-    let answer: Answer = Arc::new(Mutex::new(Err(io::Error::other("not yet"))));
+    let answer = Dns::new(Err(io::Error::other("not yet")));
     let minute = Duration::from_secs(60);
     let _client = InProcess::start(format!("ws://{NAME}:{port}/register"), &answer, minute);
     // Nothing can be dialed meanwhile...
-    thread::sleep(Duration::from_millis(300));
+    answer.wait_failures(3);
     assert_eq!(registered(&a), 0);
     // ...until the name resolves: tried again within reconnectmaxdelay (200 ms here),
     // not only every resolveinterval (set to a minute here).
-    *answer.lock() = Ok(vec![a.addr]);
+    answer.set(Ok(vec![a.addr]));
     wait_registered(&a, "the name resolved at last", |n| n >= 2);
     assert_hello(&a, &upstream);
 }
